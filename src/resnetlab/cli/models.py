@@ -1,0 +1,89 @@
+"""``resnetlab models`` and ``resnetlab summary``: the networks and their complexity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..models import list_models, measure, model_info
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("models", help="list every network with its complexity beside the paper's")
+    p.add_argument("--family", choices=("imagenet", "cifar", "vgg"), help="only this family")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=run_models)
+
+    p = subparsers.add_parser("summary", help="parameters, multiply-adds and depth of one network")
+    p.add_argument("model", help="a registered name, e.g. resnet110 (see `resnetlab models`)")
+    p.add_argument("--input-size", type=int, help="square input side (default: the model's native size)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="builder option, e.g. -o stride_on=3x3 -o shortcut=A")
+    p.set_defaults(func=run_summary)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``key=value`` strings to builder options; values are parsed as JSON where they can be."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _fmt_count(value: float | None, unit: float, suffix: str, digits: int = 2) -> str:
+    return "-" if value is None else f"{value / unit:.{digits}f}{suffix}"
+
+
+def summary_row(name: str, input_size: int | None = None, **options) -> dict:
+    info = model_info(name)
+    c = measure(name, input_size, **options)
+    return {
+        **c.as_dict(),
+        "family": info.family,
+        "paper_params": info.paper_params,
+        "paper_macs": info.paper_macs,
+        "description": info.description,
+    }
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    row = summary_row(args.model, args.input_size, **parse_options(args.option))
+    if args.json:
+        print(json.dumps(row))
+        return 0
+    print(f"{row['name']}: {row['description']}")
+    print(f"  parameters     {row['params']:,}" + (
+        f"   (paper {_fmt_count(row['paper_params'], 1e6, 'M')})" if row["paper_params"] else ""))
+    print(f"  multiply-adds  {row['macs'] / 1e9:.3f} G at {row['input_size']}x{row['input_size']}" + (
+        f"   (paper {row['paper_macs'] / 1e9:.1f} G)" if row["paper_macs"] else ""))
+    print(f"  depth          {row['depth']} weighted layers")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    names = [n for n in list_models(args.family) if n not in ("cifar_resnet", "cifar_plain")]
+    rows = [summary_row(name) for name in names]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    header = f"{'model':<11} {'family':<8} {'depth':>5} {'params':>12} {'paper':>8} {'mult-adds':>10} {'paper':>7} {'input':>5}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['name']:<11} {r['family']:<8} {r['depth']:>5} {r['params']:>12,} "
+            f"{_fmt_count(r['paper_params'], 1e6, 'M'):>8} {r['macs'] / 1e9:>9.3f}G "
+            f"{_fmt_count(r['paper_macs'], 1e9, 'G', 1):>7} {r['input_size']:>5}"
+        )
+    print("\nparams: this build (ImageNet nets: option B; CIFAR nets: option A, as in the paper).")
+    print("mult-adds: one image at the native input; ImageNet bottlenecks use the paper's v1 stride (1x1).")
+    print("Other depths: build_model('cifar_resnet', depth=6n+2); all sizes: resnetlab summary NAME --input-size N.")
+    return 0

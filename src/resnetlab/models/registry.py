@@ -1,0 +1,171 @@
+"""One registry of named networks: ``build_model``, ``list_models``, ``model_info``.
+
+Each entry is a small builder over ``imagenet_resnet``/``cifar_resnet``/``VGG`` plus the paper's
+figures for it (Table 1, Table 6), which ``resnetlab models`` prints beside the measured ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from .resnet import cifar_resnet, imagenet_resnet
+from .vgg import VGG
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str  # "imagenet" | "cifar" | "vgg"
+    builder: Callable[..., nn.Module]
+    input_size: int  # the native resolution the paper's figures are stated at
+    paper_params: float | None = None  # as printed in the paper, e.g. 0.27e6
+    paper_macs: float | None = None  # multiply-adds, e.g. 1.8e9
+    description: str = ""
+
+    @property
+    def options(self) -> list[str]:
+        """Keyword arguments the builder accepts."""
+        return [
+            p.name
+            for p in inspect.signature(self.builder).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        ]
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(info: ModelInfo) -> ModelInfo:
+    if info.name in _REGISTRY:
+        raise ValueError(f"model {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def list_models(family: str | None = None) -> list[str]:
+    return [name for name, info in _REGISTRY.items() if family in (None, info.family)]
+
+
+def model_info(name: str) -> ModelInfo:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **options) -> nn.Module:
+    """Build a registered network, e.g. ``build_model("resnet50", stride_on="3x3")``."""
+    info = model_info(name)
+    valid = info.options
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for {name}; valid options: {', '.join(valid)}"
+        )
+    return info.builder(**options)
+
+
+# --- builders -------------------------------------------------------------------------------
+# Keyword-only signatures double as the list of valid options for each family.
+
+
+def _imagenet(depth: int, residual: bool) -> Callable[..., nn.Module]:
+    def build(
+        *,
+        shortcut: str = "B",
+        stride_on: str = "1x1",
+        zero_init_last_bn: bool = False,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+    ) -> nn.Module:
+        return imagenet_resnet(
+            depth,
+            residual=residual,
+            shortcut=shortcut,
+            stride_on=stride_on,
+            zero_init_last_bn=zero_init_last_bn,
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )
+
+    return build
+
+
+def _cifar(depth: int | None, residual: bool) -> Callable[..., nn.Module]:
+    def build(
+        *,
+        depth: int | None = depth,
+        shortcut: str = "A",
+        zero_init_last_bn: bool = False,
+        num_classes: int = 10,
+        in_channels: int = 3,
+    ) -> nn.Module:
+        if depth is None:
+            raise ValueError("cifar_resnet/cifar_plain need depth=6n+2, e.g. depth=74")
+        return cifar_resnet(
+            depth,
+            residual=residual,
+            shortcut=shortcut,
+            zero_init_last_bn=zero_init_last_bn,
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )
+
+    return build
+
+
+def _vgg(depth: int) -> Callable[..., nn.Module]:
+    def build(*, num_classes: int = 1000, dropout: float = 0.5) -> nn.Module:
+        return VGG(depth, num_classes=num_classes, dropout=dropout)
+
+    return build
+
+
+# Table 1: multiply-adds of the v1 (paper) networks; parameters of option B as torchvision counts.
+_IMAGENET_PAPER = {
+    18: (11_689_512, 1.8e9),
+    34: (21_797_672, 3.6e9),
+    50: (25_557_032, 3.8e9),
+    101: (44_549_160, 7.6e9),
+    152: (60_192_808, 11.3e9),
+}
+# Table 6: parameters as the paper rounds them.
+_CIFAR_PAPER = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6, 1202: 19.4e6}
+
+for _depth, (_params, _macs) in _IMAGENET_PAPER.items():
+    register_model(ModelInfo(
+        f"resnet{_depth}", "imagenet", _imagenet(_depth, True), 224, _params, _macs,
+        f"ImageNet ResNet-{_depth} (Table 1)",
+    ))
+for _depth in _IMAGENET_PAPER:
+    # A plain net has no projection shortcuts, so the option-B parameter count does not apply; the
+    # paper states plain-18/34 have the FLOPs of ResNet-18/34 (equal to option A, which has no
+    # projections) and gives no figure for deeper plain nets.
+    _macs = _IMAGENET_PAPER[_depth][1] if _depth in (18, 34) else None
+    register_model(ModelInfo(
+        f"plain{_depth}", "imagenet", _imagenet(_depth, False), 224, None, _macs,
+        f"ImageNet plain-{_depth}: ResNet-{_depth} without shortcuts",
+    ))
+for _depth, _params in _CIFAR_PAPER.items():
+    register_model(ModelInfo(
+        f"resnet{_depth}", "cifar", _cifar(_depth, True), 32, _params, None,
+        f"CIFAR-10 ResNet-{_depth}, n={(_depth - 2) // 6} (Sec. 4.2, Table 6)",
+    ))
+for _depth in (20, 32, 44, 56, 110):
+    register_model(ModelInfo(
+        f"plain{_depth}", "cifar", _cifar(_depth, False), 32, _CIFAR_PAPER[_depth], None,
+        f"CIFAR-10 plain-{_depth} (Fig. 6 left)",
+    ))
+register_model(ModelInfo(
+    "cifar_resnet", "cifar", _cifar(None, True), 32, None, None,
+    "CIFAR ResNet of any depth 6n+2 (depth=...)",
+))
+register_model(ModelInfo(
+    "cifar_plain", "cifar", _cifar(None, False), 32, None, None,
+    "CIFAR plain net of any depth 6n+2 (depth=...)",
+))
+register_model(ModelInfo("vgg16", "vgg", _vgg(16), 224, None, 15.3e9, "VGG-16, Table 1 baseline"))
+register_model(ModelInfo("vgg19", "vgg", _vgg(19), 224, None, 19.6e9, "VGG-19, Table 1 baseline"))
