@@ -1,0 +1,185 @@
+"""Training configuration: one frozen dataclass, recipes as small TOML files, ``--set`` overrides.
+
+Every field is a knob of the paper's recipe (Sec. 3.4, 4.2) or of the machine; units are in the
+comments. Schedules count iterations, as the paper does; epochs are derived.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+SCHEDULES = ("step", "plateau")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # What to train.
+    model: str = "resnet20"
+    model_options: dict = field(default_factory=dict)  # build_model options, e.g. {shortcut = "B"}
+    data: str | None = None  # dataset spec (see data.load_dataset); None: the built-in synthetic set
+
+    # Optimisation (Sec. 4.2): SGD, momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 / 10 at
+    # 32k and 48k, stop at 64k.
+    iterations: int = 64_000
+    batch_size: int = 128  # images per iteration, over all processes
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    schedule: str = "step"  # "step": divide at milestones; "plateau": divide when val error stalls
+    milestones: tuple[int, ...] = (32_000, 48_000)  # iterations
+    lr_factor: float = 0.1
+    plateau_patience: int = 3  # evaluations without improvement before dividing ("plateau")
+    # ResNet-110/1202 (Sec. 4.2): lr 0.01 until training error < 80% (about 400 iterations), then 0.1.
+    warmup_lr: float | None = None
+    warmup_until_error: float = 0.80
+    warmup_max_iterations: int = 400
+
+    # Data (Sec. 4.2): 45k/5k train/val split for model selection; 4-pixel pad, 32x32 crop, flip.
+    val_size: int = 5000  # 0 trains on the whole training split (the final numbers)
+    augment: bool = True
+    pad: int = 4  # pixels of zero padding before the random crop
+
+    # Book-keeping, in iterations.
+    log_every: int = 100
+    eval_every: int = 1000
+    checkpoint_every: int = 1000
+    track_test_error: bool = True  # log test error at each evaluation (reported, never selected on)
+
+    # Machine.
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # "auto": bf16 where the hardware has it (AVX512-BF16/AMX, CUDA)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model (minutes of start-up; pays off on long runs)
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        def positive(key: str, allow_zero: bool = False) -> None:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+                raise ValueError(f"{key} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+
+        for key in ("iterations", "batch_size", "log_every", "eval_every", "checkpoint_every",
+                    "warmup_max_iterations", "plateau_patience", "eval_batch_size"):
+            positive(key)
+        for key in ("val_size", "pad", "seed"):
+            positive(key, allow_zero=True)
+        for key in ("lr", "momentum", "weight_decay", "lr_factor", "warmup_until_error"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.warmup_lr is not None and (not isinstance(self.warmup_lr, (int, float)) or self.warmup_lr <= 0):
+            raise ValueError(f"warmup_lr must be a positive number or absent, got {self.warmup_lr!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        for key in ("augment", "nesterov", "track_test_error", "channels_last", "compile"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be a registered model name, got {self.model!r}")
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a table, got {self.model_options!r}")
+        milestones = tuple(self.milestones)
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+            raise ValueError(f"milestones must be increasing positive iterations, got {self.milestones!r}")
+        object.__setattr__(self, "milestones", milestones)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def scaled(self, fraction: float) -> "TrainConfig":
+        """The same recipe on ``fraction`` of the iterations, every milestone scaled with it."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"budget must be in (0, 1], got {fraction!r}")
+
+        def scale(n: int) -> int:
+            return max(1, round(n * fraction))
+
+        return self.replace(
+            iterations=scale(self.iterations),
+            milestones=tuple(scale(m) for m in self.milestones),
+            warmup_max_iterations=scale(self.warmup_max_iterations),
+            eval_every=min(self.eval_every, scale(self.eval_every)),
+            log_every=min(self.log_every, scale(self.log_every)),
+            checkpoint_every=min(self.checkpoint_every, scale(self.checkpoint_every)),
+        )
+
+
+FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
+
+
+def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(FIELD_NAMES)}")
+    values = dict(values)
+    if "milestones" in values and isinstance(values["milestones"], list):
+        values["milestones"] = tuple(values["milestones"])
+    try:
+        return TrainConfig(**values)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def recipe_names() -> list[str]:
+    folder = resources.files("resnetlab") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_recipe(name_or_path: str | Path) -> TrainConfig:
+    """A shipped recipe by name (``cifar10-resnet20``) or a TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text, source = path.read_text(), str(path)
+    else:
+        resource = resources.files("resnetlab") / "recipes" / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise ValueError(f"unknown recipe {str(name_or_path)!r}; shipped recipes: {', '.join(recipe_names())}")
+        text, source = resource.read_text(), f"recipe {name_or_path}"
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{source}: not valid TOML: {error}") from None
+    return config_from_dict(values, source=source)
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """``key=value`` with a TOML value (``lr=0.05``, ``milestones=[100, 200]``); bare words are strings."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+    if key not in FIELD_NAMES and not key.startswith("model_options."):
+        raise ValueError(f"--set {key}: unknown key; valid keys: {', '.join(FIELD_NAMES)}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
+    values = config.to_dict()
+    for item in items:
+        key, value = parse_override(item)
+        if key.startswith("model_options."):
+            values["model_options"] = {**values["model_options"], key.split(".", 1)[1]: value}
+        else:
+            values[key] = value
+    return config_from_dict(values, source="--set")

@@ -1,0 +1,154 @@
+"""The run directory: resolved config, provenance, metrics (JSONL + TensorBoard), progress output.
+
+Layout::
+
+    RUN/config.json        the resolved TrainConfig
+    RUN/meta.json          git revision, seed, versions, device, command line
+    RUN/metrics.jsonl      one JSON object per log/eval point
+    RUN/tb/                TensorBoard event files
+    RUN/checkpoints/       last.pt (resume), best.pt (lowest validation error)
+    RUN/summary.json       written at the end
+"""
+
+from __future__ import annotations
+
+import json
+
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, TextIO
+
+import torch
+
+
+def write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def git_revision(start: Path | None = None) -> str:
+    """The commit of the source tree this package runs from, or "unknown" outside a checkout."""
+    where = start or Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+            capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if rev.returncode != 0:
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(device: torch.device, precision: str, argv: list[str] | None = None) -> dict:
+    return {
+        "git_revision": git_revision(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "precision": precision,
+        "argv": argv if argv is not None else [],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+class MetricsLog:
+    """Appends metrics to ``metrics.jsonl`` and TensorBoard; truncates on resume."""
+
+    def __init__(self, run_dir: Path, *, enabled: bool = True, resume_from: int | None = None) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        if resume_from is not None and self.path.exists():
+            # Lines logged after the checkpoint we resume from will be logged again: drop them.
+            kept = [
+                line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("iteration", 0) <= resume_from
+            ]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        elif resume_from is None and self.path.exists():
+            self.path.unlink()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_from)
+        except ImportError:  # tensorboard is a declared dependency; keep training if it is absent
+            self.tb = None
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            step = record.get("iteration", 0)
+            for key, value in record.items():
+                if key != "iteration" and isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Progress:
+    """A one-line progress bar with ETA on a terminal; plain log lines otherwise."""
+
+    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None, tty: bool | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.total = total
+        self.start_iteration = start
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.started = time.perf_counter()
+        self.log = log or (lambda line: print(line, file=self.stream, flush=True))
+
+    def eta(self, iteration: int) -> float:
+        done = iteration - self.start_iteration
+        elapsed = time.perf_counter() - self.started
+        return elapsed / done * (self.total - iteration) if done > 0 else float("nan")
+
+    def update(self, iteration: int, text: str) -> None:
+        eta = self.eta(iteration)
+        eta_text = "?" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
+        if self.tty:
+            width = 24
+            filled = int(width * iteration / max(1, self.total))
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {iteration}/{self.total} {text} ETA {eta_text}   ")
+            self.stream.flush()
+        else:
+            self.log(f"iter {iteration}/{self.total} {text} eta {eta_text}")
+
+    def message(self, line: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 100 + "\r")
+        self.log(line)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
