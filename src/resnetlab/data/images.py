@@ -32,7 +32,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit greyscale: scale the full range to 8 bits instead of clipping it.
         array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+        # Mode "I" is also how 16-bit PNG/PGM files open in some Pillow versions: values that fit
+        # 16 bits are read as 16-bit (a dark image stays dark); only wider ranges use their peak.
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() <= 65535 else float(array.max())
         image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")

@@ -302,17 +302,25 @@ def evaluate_checkpoints(
         split = "val" if (Path(data) / "val").is_dir() else "test"
     split = split or "test"
     skipped: tuple[tuple[str, str], ...] = ()
-    if data is not None and is_image_folder(data, split):
+    load_dataset = _dataset_loader()
+    # CIFAR checkpoints: the project's loader reads every CIFAR format and caches decoded folders.
+    cifar = scorers[0].preprocess.resize == "none"
+    use_folder = data is not None and is_image_folder(data, split) and (not cifar or load_dataset is None)
+    if use_folder:
         index = align_labels(index_split(data, split), classes)
         if limit is not None and limit < len(index):
             index = index.subset([i * len(index) // limit for i in range(limit)])
         resizes = {(s.preprocess.resize_to, s.preprocess.input_size) for s in scorers}
         config = decode_config_for(protocol if len(resizes) == 1 else "multiscale", scorers[0].preprocess, on_error)
-        loader = ImageLoader(index, config, batch_size=batch_size, workers=workers)
+        loader = ImageLoader(index, config, batch_size=batch_size, workers=workers, pin_memory=str(device).startswith("cuda"))
         counts = evaluate_counts(scorers, loader, protocol, scales=scales)
         skipped = tuple(loader.skipped)
     else:
-        arrays = _load_arrays(data, split)
+        if load_dataset is None:
+            raise ValueError(f"{data}: not an image folder, and resnetlab.data.datasets.load_dataset is unavailable")
+        arrays = load_dataset(str(data) if data is not None else None, split)
+        if classes and tuple(arrays.classes) != tuple(classes):
+            raise ValueError(f"classes of {data} ({', '.join(arrays.classes[:3])}, ...) are not the checkpoint's classes")
         if limit is not None and limit < len(arrays):
             arrays = arrays.subset(torch.arange(limit) * len(arrays) // limit)
         batches = ((arrays.images[i : i + batch_size], arrays.labels[i : i + batch_size]) for i in range(0, len(arrays), batch_size))
@@ -320,15 +328,12 @@ def evaluate_checkpoints(
     return EvalReport(tuple(str(s.path) for s in scorers), str(data), split, protocol, counts, skipped)
 
 
-def _load_arrays(data: str | Path | None, split: str):
+def _dataset_loader():
     try:
-        from ..data import load_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from ..data.datasets import load_dataset  # type: ignore[no-redef]
-        except ImportError:
-            raise ValueError(f"{data}: not an image folder, and resnetlab.data.load_dataset is unavailable") from None
-    return load_dataset(str(data) if data is not None else None, split)
+        from ..data.datasets import load_dataset
+    except ImportError:  # the CIFAR loader is optional for ImageNet-only installs
+        return None
+    return load_dataset
 
 
 __all__ = [

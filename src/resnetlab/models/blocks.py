@@ -87,6 +87,7 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions (Fig. 5 left): ResNet-18/34 and every CIFAR net."""
 
     expansion = 1
+    __jit_unused_properties__ = ["last_bn"]
 
     def __init__(
         self,
@@ -135,6 +136,7 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    __jit_unused_properties__ = ["last_bn"]
 
     def __init__(
         self,

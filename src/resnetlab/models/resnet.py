@@ -18,6 +18,7 @@ from .blocks import SHORTCUTS, STRIDE_ON, BasicBlock, Bottleneck
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 STEMS = ("imagenet", "cifar")
+MAX_STAGES = 4  # conv2_x .. conv5_x of Table 1
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class ResNetConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        if len(self.stage_depths) != len(self.stage_widths) or not self.stage_depths:
-            raise ValueError("stage_depths and stage_widths must be non-empty and of equal length")
+        if len(self.stage_depths) != len(self.stage_widths) or not 1 <= len(self.stage_depths) <= MAX_STAGES:
+            raise ValueError(f"stage_depths and stage_widths must have equal length, 1 to {MAX_STAGES}")
         if any(d < 1 for d in self.stage_depths):
             raise ValueError(f"every stage needs at least one block, got {self.stage_depths}")
         if self.zero_init_last_bn and not self.residual:
@@ -63,6 +64,8 @@ class ResNetConfig:
 
 class ResNet(nn.Module):
     """Stem -> stages (``layer1``..``layerN``) -> head (global average pool, ``fc``)."""
+
+    __jit_unused_properties__ = ["stages"]
 
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
@@ -100,6 +103,10 @@ class ResNet(nn.Module):
             name = f"layer{index + 1}"
             self.add_module(name, nn.Sequential(*blocks))
             self.stage_names.append(name)
+        # Nets with fewer stages (CIFAR: 3) get parameter-free identities in the remaining slots,
+        # so forward() is one fixed chain that TorchScript and export can compile.
+        for index in range(len(config.stage_depths), MAX_STAGES):
+            self.add_module(f"layer{index + 1}", nn.Identity())
 
         # Head: global average pooling makes the net fully convolutional up to the classifier, so
         # any input size works (multi-scale testing at 224..640, Sec. 3.4).
@@ -145,9 +152,7 @@ class ResNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map (before pooling), e.g. for detection or score maps."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for stage in self.stages:
-            x = stage(x)
-        return x
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.forward_features(x))

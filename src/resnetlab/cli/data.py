@@ -1,0 +1,53 @@
+"""``resnetlab download``: fetch, verify and extract an official CIFAR release."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..data.download import DownloadError, download_cifar
+from . import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "download", help="download, md5-check and extract CIFAR-10/100 (resumable)")
+    p.add_argument("name", choices=("cifar10", "cifar100"))
+    p.add_argument("--root", default="data", help="folder to put the archive and dataset in (default: data)")
+    p.add_argument("--format", dest="fmt", choices=("python", "binary"), default="python",
+                   help="which official release (default: python)")
+    p.add_argument("--url", help="fetch from this URL instead of the official host")
+    p.add_argument("--md5", help="expected md5 of the archive at --url (default: the official one)")
+    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default: 60)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run_download)
+
+
+class _Progress:
+    """Byte count on one stderr line; ends the line only if something was printed."""
+
+    def __init__(self) -> None:
+        self.printed = False
+
+    def __call__(self, received: int, total: int | None) -> None:
+        done = f"{received / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
+        print(f"\r  {done}", end="", file=sys.stderr, flush=True)
+        self.printed = True
+
+    def close(self) -> None:
+        if self.printed:
+            print(file=sys.stderr)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    progress = None if args.quiet else _Progress()
+    try:
+        folder = download_cifar(args.name, args.root, fmt=args.fmt, url=args.url, md5=args.md5,
+                                timeout=args.timeout, progress=progress)
+    except DownloadError as error:
+        raise UserError(str(error)) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    print(folder)
+    return 0

@@ -1,0 +1,116 @@
+"""``resnetlab predict``, ``resnetlab export`` and ``resnetlab weights import|export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k classes of image files under a checkpoint's test preprocessing")
+    p.add_argument("checkpoint", help="run directory, .pt checkpoint or .safetensors with resnetlab metadata")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or directories")
+    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=run_predict)
+
+    p = subparsers.add_parser("export", help="ONNX / TorchScript / safetensors, verified right after export")
+    p.add_argument("checkpoint", help="run directory, .pt checkpoint or .safetensors")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"))
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "torchscript"),
+                   help="ONNX exporter; auto = torch.export-based when onnxscript is installed")
+    p.add_argument("--include-preprocess", action="store_true",
+                   help="graph takes uint8 RGB pixels and normalises them itself")
+    p.add_argument("--verify-images", nargs="+", default=[], metavar="IMAGE_OR_DIR",
+                   help="real images to verify on (default: the built-in dataset's test images, if any)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="logit tolerance relative to the logit scale")
+    p.set_defaults(func=run_export)
+
+    p = subparsers.add_parser("weights", help="import/export weights in the torchvision/timm ResNet layout")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = actions.add_parser("import", help="torchvision/timm state dict -> resnetlab checkpoint")
+    q.add_argument("src", help=".pt/.pth/.safetensors state dict (DDP 'module.' prefixes are fine)")
+    q.add_argument("--model", required=True, help="registered name, e.g. resnet50")
+    q.add_argument("--stride-on", choices=("1x1", "3x3"),
+                   help="bottleneck stride placement (default 3x3: torchvision/timm are v1.5)")
+    q.add_argument("--classes", help="text file with one class name per line")
+    q.add_argument("--non-strict", action="store_true", help="accept missing/unexpected keys (never mis-shaped)")
+    q.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    q.set_defaults(func=run_weights_import)
+    q = actions.add_parser("export", help="checkpoint -> bare state dict (.pt or .safetensors)")
+    q.add_argument("checkpoint", help="run directory, .pt checkpoint or .safetensors")
+    q.add_argument("--out", required=True, help=".pt, .pth or .safetensors")
+    q.set_defaults(func=run_weights_export)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..inference import load_any, predict
+
+    loaded = load_any(args.checkpoint, device=args.device)
+    results = predict(loaded, args.inputs, topk=args.topk, batch_size=args.batch_size)
+    if not results:
+        raise ValueError("no image files found in " + ", ".join(args.inputs))
+    for r in results:
+        if args.json:
+            print(json.dumps(r.to_dict()))
+        elif r.ok:
+            print(f"{r.path}\t" + "  ".join(f"{s.name} {s.probability:.4f}" for s in r.top))
+        else:
+            print(f"{r.path}\terror: {r.error}")
+    failed = sum(not r.ok for r in results)
+    if failed:
+        print(f"resnetlab predict: {failed} of {len(results)} file(s) could not be classified", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _real_images(args: argparse.Namespace, loaded):
+    import torch
+
+    from ..inference import expand_paths, load_image
+    from ..inference.verification import dataset_images
+
+    if args.verify_images:
+        return torch.stack([load_image(p, loaded.preprocess) for p in expand_paths(args.verify_images)])
+    return dataset_images()
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..inference import Tolerance, export_verified, load_any
+
+    loaded = load_any(args.checkpoint)
+    real = _real_images(args, loaded)
+    report = export_verified(
+        loaded, args.format, args.out, opset=args.opset, include_preprocess=args.include_preprocess,
+        exporter=args.exporter, real_images=real, tolerance=Tolerance(args.rtol),
+    )
+    print(f"wrote {args.out}")
+    print(report.describe())
+    if real is None:
+        print("  (no real images checked: pass --verify-images)")
+    return 0
+
+
+def run_weights_import(args: argparse.Namespace) -> int:
+    from ..inference import import_weights
+    from ..inference.weights import read_class_names
+
+    classes = read_class_names(args.classes) if args.classes else None
+    result = import_weights(args.src, args.model, args.out, stride_on=args.stride_on, classes=classes,
+                            strict=not args.non_strict)
+    print(f"wrote {result.path} ({args.model}, options {json.dumps(result.options)}, ImageNet preprocessing)")
+    print(result.report.describe())
+    if result.filled:
+        print(f"added {len(result.filled)} missing BN num_batches_tracked counter(s)")
+    return 0
+
+
+def run_weights_export(args: argparse.Namespace) -> int:
+    from ..inference import export_weights
+
+    print(f"wrote {export_weights(args.checkpoint, args.out)}")
+    return 0

@@ -1,0 +1,138 @@
+"""``resnetlab train`` and ``resnetlab demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from . import UserError
+
+
+def default_cache_dir() -> Path:
+    """Where decoded datasets are cached: $RESNETLAB_CACHE or ~/.cache/resnetlab."""
+    return Path(os.environ.get("RESNETLAB_CACHE", Path.home() / ".cache" / "resnetlab"))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a network with one of the paper's recipes")
+    p.add_argument("--recipe", default="cifar10-resnet20",
+                   help="a shipped recipe (see `resnetlab recipes`) or a .toml file (default: cifar10-resnet20)")
+    p.add_argument("--data", help="dataset: a CIFAR folder (python/binary), an image folder with train/ and "
+                   "test/, or 'synthetic' (default: the recipe's, else the built-in synthetic set)")
+    p.add_argument("--out", help="run directory (default: runs/RECIPE)")
+    p.add_argument("--iterations", type=int, help="override the recipe's iterations (milestones unchanged)")
+    p.add_argument("--budget", type=float, help="train on this fraction of the schedule, milestones scaled too")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the recipe's (auto)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]")
+    p.add_argument("--cache-dir", type=Path, help="decoded-dataset cache (default: ~/.cache/resnetlab)")
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("recipes", help="list the shipped training recipes")
+    p.set_defaults(func=run_recipes)
+
+    p = subparsers.add_parser("demo", help="train ResNet-20 on the built-in synthetic set (about a minute)")
+    p.add_argument("--out", default="runs/demo", help="run directory (replaced on each demo)")
+    p.set_defaults(func=run_demo)
+
+
+def resolve_config(args: argparse.Namespace):
+    from ..engine.config import apply_overrides, load_recipe
+
+    config = load_recipe(args.recipe)
+    if args.budget is not None:
+        config = config.scaled(args.budget)
+    changes = {}
+    if args.data is not None:
+        changes["data"] = args.data
+    if args.iterations is not None:
+        changes["iterations"] = args.iterations
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.device is not None:
+        changes["device"] = args.device
+    if changes:
+        from ..engine.config import config_from_dict
+
+        config = config_from_dict({**config.to_dict(), **changes}, source="command line")
+    return apply_overrides(config, args.overrides)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM: the loop saves a checkpoint and returns at the next iteration."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint and stopping", file=sys.stderr)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..engine.distributed import DistInfo, init, shutdown
+    from ..engine.train import TrainingDiverged, resolve_device, train
+
+    config = resolve_config(args)
+    recipe_name = Path(args.recipe).stem
+    out = Path(args.out or f"runs/{recipe_name}")
+    dist_info = DistInfo.from_env(dict(os.environ))
+    init(dist_info, resolve_device(config.device))
+    stop = StopFlag()
+    stop.install()
+    quiet = (lambda line: None) if not dist_info.is_main else (lambda line: print(line, flush=True))
+    try:
+        result = train(
+            config, out, resume=args.resume, cache_dir=args.cache_dir or default_cache_dir(),
+            should_stop=stop, log=quiet, progress_tty=None, dist_info=dist_info, argv=sys.argv,
+        )
+    except TrainingDiverged as error:
+        raise UserError(str(error)) from None
+    finally:
+        shutdown(dist_info)
+    if result.status == "interrupted":
+        return 128 + (stop.signal or signal.SIGINT)
+    return 0
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    from ..engine.config import load_recipe, recipe_names
+
+    for name in recipe_names():
+        c = load_recipe(name)
+        print(f"{name:<22} {c.model:<11} {c.iterations:>6} it  batch {c.batch_size:<4} lr {c.lr:g}"
+              f"{' warm-up ' + format(c.warmup_lr, 'g') if c.warmup_lr else ''}  milestones {list(c.milestones)}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ..engine.config import load_recipe
+    from ..engine.train import train
+
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    config = load_recipe("demo")
+    print("resnetlab demo: ResNet-20 (He et al. 2016, Sec. 4.2) on the built-in synthetic 10-class set,")
+    print(f"the paper's recipe on a {config.iterations}-iteration budget (lr 0.1, /10 at {list(config.milestones)}).\n")
+    result = train(config, out, cache_dir=None, log=lambda line: print(line, flush=True), progress_tty=None, argv=sys.argv)
+    s = result.summary
+    print(f"\nResNet-20 test error on the synthetic set: {s['test_top1_error']:.2f}% "
+          f"(chance: 90%), {s['images_per_second']:.0f} training images/s.")
+    print(f"Next: resnetlab predict {out} IMAGE | resnetlab export {out} --format onnx --out resnet20.onnx")
+    return 0

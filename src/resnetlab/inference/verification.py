@@ -1,0 +1,218 @@
+"""Check an exported model against the PyTorch model it came from, right after export.
+
+Agreement means, on every verification input: ``max |logits_exported - logits_torch| <= rtol *
+max(1, max |logits_torch|)`` (the tolerance is relative to the logit scale, since float32 rounding
+error grows with the magnitude of the activations), and the same top-1 class. A top-1 difference is
+excused only where the reference's own top-1/top-2 gap is within that tolerance (a numerical tie).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..engine.checkpoint import LoadedModel
+from .export import DEFAULT_OPSET, INPUT_NAME, export_onnx, export_torchscript
+from .loading import load_any, save_safetensors
+from .transforms import prepare_tensor
+
+DEFAULT_RTOL = 1e-4
+
+
+class ExportVerificationError(ValueError):
+    """The exported model does not reproduce the PyTorch model's outputs."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float = DEFAULT_RTOL
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rtol, (int, float)) and 0 < self.rtol < 1):
+            raise ValueError(f"rtol must be a number in (0, 1), got {self.rtol!r}")
+
+    def limit(self, reference: torch.Tensor) -> float:
+        return self.rtol * max(1.0, float(reference.abs().max()))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification input: its description, the worst logit difference and top-1 agreement."""
+
+    name: str
+    max_abs_diff: float
+    limit: float
+    top1_mismatches: int
+    samples: int
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.limit and self.top1_mismatches == 0
+
+    def describe(self) -> str:
+        verdict = "ok" if self.ok else "FAILED"
+        return (f"{self.name}: max |diff| {self.max_abs_diff:.3g} (limit {self.limit:.3g}), "
+                f"top-1 differs on {self.top1_mismatches}/{self.samples} -> {verdict}")
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    target: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def describe(self) -> str:
+        return "\n".join([f"verified {self.target} against PyTorch:"] + [f"  {c.describe()}" for c in self.checks])
+
+
+def compare_logits(name: str, reference: torch.Tensor, candidate: torch.Tensor, tolerance: Tolerance) -> Check:
+    reference, candidate = reference.float(), torch.as_tensor(candidate).float()
+    if reference.shape != candidate.shape:
+        return Check(f"{name} (shape {tuple(candidate.shape)} != {tuple(reference.shape)})",
+                     float("inf"), tolerance.limit(reference), reference.shape[0], reference.shape[0])
+    limit = tolerance.limit(reference)
+    top2 = reference.topk(min(2, reference.shape[1]), dim=1).values
+    gap = top2[:, 0] - top2[:, -1] if top2.shape[1] > 1 else torch.full_like(top2[:, 0], float("inf"))
+    differs = (reference.argmax(1) != candidate.argmax(1)) & (gap > limit)
+    return Check(name, float((reference - candidate).abs().max()), limit, int(differs.sum()), reference.shape[0])
+
+
+def verification_inputs(
+    loaded: LoadedModel,
+    include_preprocess: bool,
+    real_images: torch.Tensor | None = None,
+    sizes: tuple[int, ...] | None = None,
+) -> list[tuple[str, torch.Tensor]]:
+    """Random inputs at several batch and spatial sizes, plus prepared real images if given.
+
+    ``sizes`` defaults to the native input and 1.5x it (32 and 48 for CIFAR, 224 and 336 for
+    ImageNet), each with a different batch size, so the dynamic axes are exercised.
+    """
+    native = loaded.preprocess.input_size
+    sizes = sizes or (native, native * 3 // 2)
+    generator = torch.Generator().manual_seed(1)
+    inputs = []
+    for batch, size in zip((1, 3, 2, 2), sizes):
+        shape = (batch, 3, size, size)
+        x = (torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator) if include_preprocess
+             else torch.randn(shape, generator=generator))
+        inputs.append((f"random {'x'.join(map(str, shape))}", x))
+    if real_images is not None and len(real_images):
+        images = torch.stack([prepare_tensor(image, loaded.preprocess) for image in real_images])
+        x = images if include_preprocess else loaded.preprocess.normalize(images)
+        inputs.append((f"real {'x'.join(map(str, tuple(x.shape)))}", x))
+    return inputs
+
+
+def dataset_images(limit: int = 8) -> torch.Tensor | None:
+    """The first ``limit`` test images of the built-in synthetic dataset (the demo's data, no
+    download), or ``None`` where it is unavailable. They are 32x32; ``verification_inputs`` brings
+    them to the checkpoint's input geometry. Pass real photos to check ImageNet-family exports."""
+    try:
+        from ..data.synthetic import synthetic_split
+    except ImportError:
+        return None
+    return synthetic_split("test", limit).images
+
+
+def _reference(loaded: LoadedModel, include_preprocess: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The library's own path: ``Preprocess.normalize`` + model for pixels, the model otherwise."""
+    if include_preprocess:
+        return loaded.predict_logits
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return loaded.model(x)
+    return run
+
+
+def verify(
+    target: str,
+    candidate: Callable[[torch.Tensor], torch.Tensor],
+    loaded: LoadedModel,
+    *,
+    include_preprocess: bool = False,
+    real_images: torch.Tensor | None = None,
+    sizes: tuple[int, ...] | None = None,
+    tolerance: Tolerance = Tolerance(),
+) -> VerifyReport:
+    reference = _reference(loaded, include_preprocess)
+    checks = tuple(
+        compare_logits(name, reference(x), candidate(x), tolerance)
+        for name, x in verification_inputs(loaded, include_preprocess, real_images, sizes)
+    )
+    return VerifyReport(target, checks)
+
+
+def onnx_runner(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+
+
+def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still supported
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+    return run
+
+
+def safetensors_runner(path: str | Path, include_preprocess: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    reloaded = load_any(path)
+    return _reference(reloaded, include_preprocess)
+
+
+def export_verified(
+    loaded: LoadedModel,
+    fmt: str,
+    out: str | Path,
+    *,
+    opset: int | None = None,
+    include_preprocess: bool = False,
+    exporter: str = "auto",
+    real_images: torch.Tensor | None = None,
+    tolerance: Tolerance = Tolerance(),
+) -> VerifyReport:
+    """Export, reload the file with its own runtime, compare; a failed file is deleted and
+    ``ExportVerificationError`` raised with the numbers."""
+    out = Path(out)
+    if fmt == "onnx":
+        export_onnx(loaded, out, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess,
+                    exporter=exporter)
+        runner, target = onnx_runner(out), "ONNX (onnxruntime)"
+    elif fmt == "torchscript":
+        export_torchscript(loaded, out, include_preprocess=include_preprocess)
+        runner, target = torchscript_runner(out), "TorchScript (torch.jit.load)"
+    elif fmt == "safetensors":
+        if include_preprocess:
+            raise ValueError("--include-preprocess applies to onnx and torchscript; safetensors "
+                             "always carries the preprocessing as metadata")
+        save_safetensors(loaded, out)
+        runner, target = safetensors_runner(out, False), "safetensors (load_any)"
+    else:
+        raise ValueError(f"format must be one of onnx, torchscript, safetensors, got {fmt!r}")
+    report = verify(target, runner, loaded, include_preprocess=include_preprocess,
+                    real_images=real_images, tolerance=tolerance)
+    if not report.ok:
+        out.unlink(missing_ok=True)
+        raise ExportVerificationError(f"{report.describe()}\nexported model disagrees; {out} removed")
+    return report
+
+
+__all__ = [
+    "Check", "ExportVerificationError", "Tolerance", "VerifyReport", "compare_logits", "dataset_images",
+    "export_verified", "onnx_runner", "torchscript_runner", "verification_inputs", "verify",
+]

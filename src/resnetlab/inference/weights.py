@@ -1,0 +1,111 @@
+"""Weights from and to the torchvision/timm ResNet layout.
+
+Our parameter names are torchvision's, so importing is loading with a precise report plus the
+metadata a checkpoint needs: the evaluation protocol those weights were trained for (shorter side
+256, centre crop 224, torchvision's per-channel mean/std; not the paper's per-pixel mean), and the
+bottleneck stride placement, which a state dict cannot reveal: torchvision and timm ResNet-50/101/152
+are "v1.5" (stride on the 3x3), the paper's are v1 (stride on the first 1x1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.preprocess import Preprocess
+from ..engine.checkpoint import model_payload, save_checkpoint
+from ..models import build_model, model_info
+from ..models.interop import KeyReport, load_state_dict, read_state_dict, save_weights, strip_prefixes
+from .loading import load_any, safetensors_metadata
+
+# torchvision's ImageNet evaluation transform (Resize(256), CenterCrop(224), Normalize(mean, std)).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_preprocess() -> Preprocess:
+    return Preprocess(
+        input_size=224, resize="shorter_side", resize_to=256,
+        mean_image=torch.tensor(IMAGENET_MEAN).view(3, 1, 1), std=IMAGENET_STD,
+    )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: Path
+    report: KeyReport
+    filled: tuple[str, ...]  # BN step counters added because the source lacked them
+    options: dict
+
+
+def _fill_batch_counters(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[str, ...]:
+    """Add missing BN ``num_batches_tracked`` counters (timm and some exports drop them); they do
+    not affect evaluation, so their absence should not make an otherwise exact fit fail."""
+    filled = []
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+            filled.append(key)
+    return tuple(filled)
+
+
+def import_weights(
+    src: str | Path,
+    model: str,
+    out: str | Path,
+    *,
+    stride_on: str | None = None,
+    classes: list[str] | None = None,
+    strict: bool = True,
+) -> ImportResult:
+    """A torchvision/timm-layout state dict (``.pt``/``.pth``/``.safetensors``, DDP ``module.``
+    prefixes allowed) -> a resnetlab checkpoint at ``out``.
+
+    ``stride_on`` defaults to "3x3" (v1.5, what torchvision and timm trained) for ImageNet ResNets.
+    ``num_classes`` is taken from the source's ``fc.weight``. Mis-shaped tensors always fail; missing
+    or unexpected keys fail unless ``strict=False``.
+    """
+    info = model_info(model)
+    if info.family == "cifar":
+        raise ValueError(f"{model} is a CIFAR network; weights import covers ImageNet-layout models "
+                         "(resnet18..152, plain*, vgg16/19)")
+    state = strip_prefixes(read_state_dict(src))
+    options: dict = {}
+    if "stride_on" in info.options:
+        options["stride_on"] = stride_on or "3x3"
+    elif stride_on is not None:
+        raise ValueError(f"{model} has no bottleneck stride to place; drop --stride-on")
+    head = state.get("fc.weight", state.get("classifier.6.weight"))
+    if head is not None and head.ndim == 2 and head.shape[0] != 1000:
+        options["num_classes"] = int(head.shape[0])
+    network = build_model(model, **options)
+    filled = _fill_batch_counters(network, state)
+    report = load_state_dict(network, state, strict=strict, source=str(src))
+    num_classes = int(options.get("num_classes", 1000))
+    names = list(classes) if classes else [f"class_{i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names given for a {num_classes}-way classifier")
+    path = save_checkpoint(out, model_payload(network, model, options, names, imagenet_preprocess()))
+    return ImportResult(path, report, filled, options)
+
+
+def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
+    """A checkpoint's weights as a bare state dict in our (= torchvision's) layout.
+
+    ``.pt``/``.pth``: ``torch.save`` of the state dict. ``.safetensors``: the same tensors, with our
+    metadata attached so that ``load_any`` can rebuild the model from the file alone.
+    """
+    loaded = load_any(checkpoint)
+    out = Path(out)
+    metadata = safetensors_metadata(loaded) if out.suffix == ".safetensors" else None
+    return save_weights(loaded.model, out, metadata=metadata)
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """One class name per line; blank lines are ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no class-name file at {path}")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
