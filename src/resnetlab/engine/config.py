@@ -111,13 +111,16 @@ class TrainConfig:
         def scale(n: int) -> int:
             return max(1, round(n * fraction))
 
+        iterations = scale(self.iterations)
         return self.replace(
-            iterations=scale(self.iterations),
+            iterations=iterations,
             milestones=tuple(scale(m) for m in self.milestones),
             warmup_max_iterations=scale(self.warmup_max_iterations),
-            eval_every=min(self.eval_every, scale(self.eval_every)),
-            log_every=min(self.log_every, scale(self.log_every)),
-            checkpoint_every=min(self.checkpoint_every, scale(self.checkpoint_every)),
+            # Keep at least ~16 points on the error curves, but no more evaluations than the full
+            # schedule makes: evaluating 15k images every few iterations would dominate a short run.
+            eval_every=max(1, min(self.eval_every, iterations // 16)),
+            log_every=max(1, min(self.log_every, iterations // 100)),
+            checkpoint_every=max(1, min(self.checkpoint_every, iterations // 16)),
         )
 
 

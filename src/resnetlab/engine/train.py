@@ -318,6 +318,14 @@ def train(
             flag = torch.tensor([1.0 if stop else 0.0], device=device)
             stop = bool(all_reduce_sum(flag, dist_info).item() > 0)
         if iteration % config.checkpoint_every == 0 or last or stop:
+            # Never overwrite the last good checkpoint with diverged weights.
+            finite = torch.isfinite(window[2]) & torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+            if not bool(all_reduce_sum(finite.double().view(1), dist_info).item() == dist_info.world_size):
+                metrics.close()
+                raise TrainingDiverged(
+                    f"weights or loss are not finite at iteration {iteration}; stopped. "
+                    f"The last good checkpoint is {checkpoint_path} (lower lr or check the data)"
+                )
             checkpoint(iteration, checkpoint_path)
         if stop and not last:
             status = "interrupted"

@@ -1,0 +1,174 @@
+"""Building, loading, running and evaluating a detector from a ``DetectionConfig``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from ..engine.checkpoint import load_checkpoint, load_model, resolve_checkpoint
+from ..models import build_model, load_weights
+from ..models.interop import load_state_dict
+from .config import DetectionConfig, config_from_dict
+from .datasets import (
+    COCODetection, ConcatDetection, Sample, SyntheticDetection, VOCDetection, batch_images, resize_sample,
+)
+from .evaluate import COCOEvaluator, VOCEvaluator
+from .model import FasterRCNN, HeadSettings
+from .rpn import RPNSettings
+
+CHECKPOINT_KIND = "faster_rcnn_c4"
+
+
+def _backbone(config: DetectionConfig) -> tuple[torch.nn.Module, tuple | None, tuple | None]:
+    """The ResNet with its pre-trained weights, and the checkpoint's pixel mean/std if it has them."""
+    backbone = build_model(config.backbone)
+    if not config.weights:
+        return backbone, None, None
+    path = Path(config.weights)
+    if path.suffix in (".safetensors", ".pth") or (path.suffix == ".pt" and not _is_resnetlab(path)):
+        report = load_weights(backbone, path, strict=False)
+        mean = std = None
+    else:
+        loaded = load_model(path)
+        if loaded.name != config.backbone:
+            raise ValueError(f"weights {path} are a {loaded.name}, but backbone is {config.backbone}")
+        report = load_state_dict(backbone, loaded.model.state_dict(), strict=False, source=str(path))
+        mean = tuple(float(v) for v in loaded.preprocess.mean_image.float().mean(dim=(1, 2)))
+        std = tuple(float(v) for v in loaded.preprocess.std)
+    trunk_missing = [k for k in report.missing if not k.startswith("fc.")]
+    if trunk_missing:
+        raise ValueError(f"weights {path} do not fit {config.backbone}: {report.describe()}")
+    return backbone, mean, std
+
+
+def _is_resnetlab(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+        return True
+    except ValueError:
+        return False
+
+
+def build_detector(config: DetectionConfig, num_classes: int) -> tuple[FasterRCNN, tuple, tuple]:
+    """The C4 Faster R-CNN of ``config`` and the pixel (mean, std) its input needs."""
+    backbone, mean, std = _backbone(config)
+    rpn = RPNSettings(
+        anchor_sizes=config.anchor_sizes, anchor_ratios=config.anchor_ratios, batch_size=config.rpn_batch_size,
+        positive_fraction=config.rpn_positive_fraction, nms_iou=config.rpn_nms_iou,
+        pre_nms_top_n=(config.rpn_pre_nms_train, config.rpn_pre_nms_test),
+        post_nms_top_n=(config.rpn_post_nms_train, config.rpn_post_nms_test),
+    )
+    head = HeadSettings(
+        pooler=config.pooler, pool_size=config.pool_size, batch_size=config.roi_batch_size,
+        positive_fraction=config.roi_positive_fraction, nms_iou=config.test_nms_iou,
+        score_threshold=config.score_threshold,
+    )
+    model = FasterRCNN(backbone, num_classes, rpn, head, freeze_at=config.freeze_at, freeze_bn=config.freeze_bn)
+    return model, mean or config.pixel_mean, std or config.pixel_std
+
+
+def build_dataset(config: DetectionConfig, data: str | Path | None, train: bool):
+    """The training (``train=True``) or test set of ``config`` under the ``data`` folder."""
+    if config.dataset == "synthetic":
+        # A different seed for the test images: none of them is seen in training.
+        seed = config.seed if train else config.seed + 1_000_003
+        size = config.synthetic_size
+        return SyntheticDetection(size, config.synthetic_train if train else config.synthetic_test, seed,
+                                  min_side=max(4, round(size * 0.1)), max_side=max(8, round(size * 0.375)))
+    if data is None:
+        raise ValueError(f"dataset {config.dataset!r} needs --data DIR")
+    data = Path(data)
+    names = config.train_sets if train else (config.test_set,)
+    parts = []
+    for name in names:
+        if config.dataset == "voc":  # "VOC2007/trainval" -> VOCdevkit/VOC2007, split trainval
+            root, _, split = name.rpartition("/")
+            parts.append(VOCDetection(data / root, split))
+        else:  # "train2017" -> train2017/ and annotations/instances_train2017.json
+            parts.append(COCODetection(data / name, data / "annotations" / f"instances_{name}.json"))
+    return parts[0] if len(parts) == 1 else ConcatDetection(parts)
+
+
+@dataclass
+class Detector:
+    """A trained detector ready to run: the model, its classes and input settings."""
+
+    model: FasterRCNN
+    config: DetectionConfig
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    iteration: int = 0
+
+    @torch.no_grad()
+    def predict(self, images: list[torch.Tensor], autocast: bool = False) -> list[dict[str, torch.Tensor]]:
+        """uint8 ``[3, H, W]`` images of any size -> boxes (in their pixels), scores, labels."""
+        self.model.eval()
+        samples = [resize_sample(Sample(im, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long),
+                                        torch.zeros(0, dtype=torch.bool)), self.config.min_size, self.config.max_size)
+                   for im in images]
+        batch, sizes = batch_images([s.image for s in samples], self.mean, self.std)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            outputs = self.model(batch, sizes)
+        results = []
+        for sample, out in zip(samples, outputs):
+            boxes = out["boxes"].float() / sample.scale  # back to the original image's pixels
+            results.append({"boxes": boxes, "scores": out["scores"].float(), "labels": out["labels"]})
+        return results
+
+
+def detector_payload(detector: Detector) -> dict:
+    return {
+        "kind": CHECKPOINT_KIND,
+        "config": detector.config.to_dict(),
+        "classes": list(detector.classes),
+        "pixel_mean": list(detector.mean),
+        "pixel_std": list(detector.std),
+        "model": {k: v.detach().cpu() for k, v in detector.model.state_dict().items()},
+        "iteration": detector.iteration,
+    }
+
+
+def load_detector(path: str | Path) -> Detector:
+    """Rebuild a detector from a checkpoint (or run directory) written by ``train_detector``."""
+    path = resolve_checkpoint(path)
+    payload = load_checkpoint(path)
+    if payload.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{path} is not a detection checkpoint (kind {CHECKPOINT_KIND})")
+    config = config_from_dict({**payload["config"], "weights": ""}, source=str(path))
+    model, _, _ = build_detector(config, len(payload["classes"]))
+    load_state_dict(model, payload["model"], source=str(path))
+    model.eval()
+    return Detector(model, config, tuple(payload["classes"]), tuple(payload["pixel_mean"]),
+                    tuple(payload["pixel_std"]), int(payload.get("iteration", 0)))
+
+
+def evaluate_detector(detector: Detector, dataset, limit: int | None = None, autocast: bool = False) -> dict:
+    """VOC mAP@0.5 (area and 11-point) and COCO AP on ``dataset`` (ground truth at original size)."""
+    voc = VOCEvaluator(len(detector.classes))
+    coco = COCOEvaluator(len(detector.classes))
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in range(count):
+        sample = dataset[index]
+        det = detector.predict([sample.image], autocast=autocast)[0]
+        voc.add(sample.boxes, sample.labels, sample.ignore, det["boxes"], det["scores"], det["labels"])
+        coco.add(sample.boxes, sample.labels, sample.ignore, det["boxes"], det["scores"], det["labels"],
+                 gt_areas=sample.areas)
+    v = voc.compute()
+    return {"images": count, "mAP50": v["mAP"], "mAP50_07": v["mAP_07"], "ap50_per_class": v["ap"], **coco.compute()}
+
+
+def draw_detections(image: torch.Tensor, detection: dict, classes: tuple[str, ...], threshold: float = 0.5) -> Image.Image:
+    """The image with every box scoring at least ``threshold``, labelled with class and score."""
+    picture = Image.fromarray(image.permute(1, 2, 0).numpy())
+    draw = ImageDraw.Draw(picture)
+    for box, score, label in zip(detection["boxes"].tolist(), detection["scores"].tolist(), detection["labels"].tolist()):
+        if score < threshold:
+            continue
+        colour = ((label * 97) % 256, (label * 57 + 80) % 256, (label * 151 + 160) % 256)
+        draw.rectangle(box, outline=colour, width=2)
+        draw.text((box[0] + 2, box[1] + 1), f"{classes[label - 1]} {score:.2f}", fill=colour)
+    return picture

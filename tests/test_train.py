@@ -1,0 +1,151 @@
+"""The training loop end to end: it learns, resumes bitwise, stops cleanly, fails clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnetlab.cli import main as cli_main
+from resnetlab.data import load_dataset
+from resnetlab.engine.checkpoint import load_checkpoint, load_model
+from resnetlab.engine.config import TrainConfig
+from resnetlab.engine.rundir import read_metrics
+from resnetlab.engine.train import TrainingDiverged, train
+
+QUIET = dict(log=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    train_set = load_dataset("synthetic:640", "train")
+    test_set = load_dataset("synthetic", "test").subset(torch.arange(400))
+    return train_set, test_set
+
+
+def tiny_config(**changes) -> TrainConfig:
+    base = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, iterations=12, batch_size=32,
+                       milestones=(6, 9), val_size=64, log_every=4, eval_every=6, checkpoint_every=5)
+    return base.replace(**changes)
+
+
+def test_run_directory_and_summary(tmp_path, tiny_data) -> None:
+    result = train(tiny_config(), tmp_path / "run", data=tiny_data, **QUIET)
+    run = tmp_path / "run"
+    for name in ("config.json", "meta.json", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").iterdir())  # TensorBoard events
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("test_top1_error", "test_top5_error", "params", "iterations", "wall_seconds", "images_per_second"):
+        assert key in summary
+    assert summary == result.summary and summary["iterations"] == 12 and summary["test_images"] == 400
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["seed"] == 0 and meta["git_revision"] and meta["train_images"] == 576 and meta["val_images"] == 64
+    metrics = read_metrics(run)
+    logged = [m["iteration"] for m in metrics if "train_loss" in m]
+    assert logged == [4, 8, 12] and [m["lr"] for m in metrics if "lr" in m] == pytest.approx([0.1, 0.01, 0.001])
+    assert [m["iteration"] for m in metrics if "val_error" in m] == [6, 12]
+    # The checkpoint rebuilds the model with its preprocessing and class names, no flags needed.
+    loaded = load_model(run)
+    assert loaded.name == "cifar_resnet" and loaded.options["depth"] == 8 and len(loaded.classes) == 10
+    assert loaded.preprocess.mean_image.shape == (3, 32, 32)
+
+
+def test_learns_the_synthetic_set(tmp_path, tiny_data) -> None:
+    config = tiny_config(iterations=60, milestones=(40, 50), log_every=20, eval_every=60, checkpoint_every=60)
+    summary = train(config, tmp_path / "run", data=tiny_data, **QUIET).summary
+    assert summary["test_top1_error"] < 70.0  # chance is 90%
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_data) -> None:
+    # Warm-up and milestones both fall across the interruption.
+    config = tiny_config(warmup_lr=0.01, warmup_max_iterations=7)
+    train(config, tmp_path / "straight", data=tiny_data, **QUIET)
+    calls = iter(range(100))
+    interrupted = train(config, tmp_path / "resumed", data=tiny_data, should_stop=lambda: next(calls) == 6, **QUIET)
+    assert interrupted.status == "interrupted" and interrupted.iteration == 7
+    assert not (tmp_path / "resumed" / "summary.json").exists()
+    finished = train(config, tmp_path / "resumed", data=tiny_data, resume=True, **QUIET)
+    assert finished.status == "completed" and finished.iteration == 12
+    a, b = _weights(tmp_path / "straight/checkpoints/last.pt"), _weights(tmp_path / "resumed/checkpoints/last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("images_per_second", "elapsed_seconds")} for m in ms]
+    assert strip(read_metrics(tmp_path / "straight")) == strip(read_metrics(tmp_path / "resumed"))
+    assert finished.summary["test_top1_error"] == json.loads((tmp_path / "straight/summary.json").read_text())["test_top1_error"]
+
+
+def test_resume_refuses_a_changed_recipe(tmp_path, tiny_data) -> None:
+    calls = iter(range(100))
+    train(tiny_config(), tmp_path / "run", data=tiny_data, should_stop=lambda: next(calls) == 2, **QUIET)
+    with pytest.raises(ValueError, match="lr"):
+        train(tiny_config(lr=0.2), tmp_path / "run", data=tiny_data, resume=True, **QUIET)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(tiny_config(), tmp_path / "other", data=tiny_data, resume=True, **QUIET)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data) -> None:
+    # Sane for 6 iterations, then the lr is multiplied by 1e30 and the weights blow up.
+    config = tiny_config(milestones=(6,), lr_factor=1e30, iterations=12, log_every=4, checkpoint_every=2, eval_every=100)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        train(config, tmp_path / "run", data=tiny_data, **QUIET)
+    last = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert last["iteration"] == 6
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "run/summary.json").exists()
+
+
+def test_train_on_all_images_keeps_final_model_as_best(tmp_path, tiny_data) -> None:
+    result = train(tiny_config(val_size=0, iterations=4, eval_every=4), tmp_path / "run", data=tiny_data, **QUIET)
+    assert result.summary["best_val_error"] is None
+    assert load_checkpoint(tmp_path / "run/checkpoints/best.pt")["iteration"] == 4
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
+    cases = [
+        (["train", "--set", "lrr=1"], "unknown key"),
+        (["train", "--recipe", "nope"], "unknown recipe"),
+        (["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")], "missing"),
+        (["train", "--set", "batch_size=-3"], "batch_size"),
+    ]
+    for argv, fragment in cases:
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_cli_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path) -> None:
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "resnetlab", "train", "--recipe", "demo", "--out", str(out),
+            "--data", "synthetic:640", "--iterations", "400", "--set", "model=cifar_resnet",
+            "--set", "model_options.depth=8", "--set", "log_every=1", "--set", "eval_every=1000",
+            "--set", "batch_size=32", "--set", "val_size=64"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith("iter 3/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    output = "".join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGINT, output
+    assert "Traceback" not in output and "interrupted at iteration" in output
+    stopped_at = load_checkpoint(out / "checkpoints/last.pt")["iteration"]
+    assert 3 <= stopped_at < 400
+    resumed = subprocess.run(argv + ["--resume", "--iterations", str(stopped_at + 2)], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "summary.json").read_text())["iterations"] == stopped_at + 2
