@@ -15,6 +15,7 @@ from pathlib import Path
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("step", "plateau")
+PIPELINES = ("arrays", "imagenet")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,19 @@ class TrainConfig:
     augment: bool = True
     pad: int = 4  # pixels of zero padding before the random crop
 
+    # Data pipeline. "arrays": the dataset decoded once and held on the device (CIFAR);
+    # "imagenet": JPEG folders decoded by worker processes each epoch (Sec. 3.4).
+    pipeline: str = "arrays"
+    test_split: str = "test"  # the split reported as test error ("val" for ILSVRC-2012)
+    augmentation: str = "paper"  # imagenet: "paper" (scale aug + PCA colour) | "inception" (deviation)
+    crop_size: int = 224  # imagenet: training crop and test crop, pixels
+    scale_range: tuple[int, int] = (256, 480)  # imagenet: shorter side before the crop, pixels
+    test_resize: int = 256  # imagenet: shorter side of the 1-crop test view, pixels
+    mean_sample: int = 1000  # imagenet: training images sampled for the mean image
+    val_labels: str | None = None  # imagenet: labels file for a flat val/ folder
+    workers: int = 4  # imagenet: decoding processes per training process
+    on_error: str = "fail"  # imagenet: an unreadable image "fail"s the run or is "skip"ped (reported)
+
     # Book-keeping, in iterations.
     log_every: int = 100
     eval_every: int = 1000
@@ -58,6 +72,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 where the hardware has it (AVX512-BF16/AMX, CUDA)
     channels_last: bool = True
     compile: bool = False  # torch.compile the model (minutes of start-up; pays off on long runs)
+    sync_bn: bool = False  # data-parallel runs: BN statistics over the global batch (CUDA only)
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
@@ -79,13 +94,26 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if self.warmup_lr is not None and (not isinstance(self.warmup_lr, (int, float)) or self.warmup_lr <= 0):
             raise ValueError(f"warmup_lr must be a positive number or absent, got {self.warmup_lr!r}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
+        if self.augmentation not in ("paper", "inception"):
+            raise ValueError(f"augmentation must be 'paper' or 'inception', got {self.augmentation!r}")
+        if self.on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        for key in ("crop_size", "test_resize", "mean_sample"):
+            positive(key)
+        positive("workers", allow_zero=True)
+        scale = tuple(self.scale_range)
+        if len(scale) != 2 or not self.crop_size <= scale[0] <= scale[1]:
+            raise ValueError(f"scale_range must be [lo, hi] with crop_size <= lo <= hi, got {self.scale_range!r}")
+        object.__setattr__(self, "scale_range", scale)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        for key in ("augment", "nesterov", "track_test_error", "channels_last", "compile"):
+        for key in ("augment", "nesterov", "track_test_error", "channels_last", "compile", "sync_bn"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if not isinstance(self.model, str) or not self.model:
@@ -132,8 +160,9 @@ def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(FIELD_NAMES)}")
     values = dict(values)
-    if "milestones" in values and isinstance(values["milestones"], list):
-        values["milestones"] = tuple(values["milestones"])
+    for key in ("milestones", "scale_range"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
     try:
         return TrainConfig(**values)
     except ValueError as error:

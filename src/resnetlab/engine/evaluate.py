@@ -52,4 +52,6 @@ def error_counts(
 def rates(totals: torch.Tensor) -> dict[str, float]:
     n, top1, top5, loss = (float(v) for v in totals.cpu())
     n = max(n, 1.0)
-    return {"top1_error": 100.0 * top1 / n, "top5_error": 100.0 * top5 / n, "loss": loss / n, "n": int(n)}
+    # A NaN loss slot means the protocol does not measure loss (ImageNet crops): report None.
+    return {"top1_error": 100.0 * top1 / n, "top5_error": 100.0 * top5 / n,
+            "loss": None if loss != loss else loss / n, "n": int(n)}

@@ -20,14 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.arrays import ImageArrays
-from ..data.augment import mean_image
-from ..data.preprocess import Preprocess
 from ..models import build_model, count_params, model_info
-from .batches import DeviceBatches
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier
-from .evaluate import error_counts, rates
+from .data import array_data, load_arrays
+from .evaluate import rates
 from .rundir import MetricsLog, Progress, provenance, write_json
 from .schedule import LRSchedule
 
@@ -71,22 +69,6 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
-
-
-def _split(arrays: ImageArrays, val_size: int) -> tuple[ImageArrays, ImageArrays | None]:
-    """The paper's held-out validation split (45k/5k on CIFAR-10), fixed by seed 0."""
-    if val_size == 0:
-        return arrays, None
-    from ..data import train_val_split
-
-    train_index, val_index = train_val_split(len(arrays), val_size, seed=0)
-    return arrays.subset(train_index), arrays.subset(val_index)
-
-
-def _load_data(config: TrainConfig, cache_dir: Path | None) -> tuple[ImageArrays, ImageArrays]:
-    from ..data import load_dataset
-
-    return load_dataset(config.data, "train", cache_dir=cache_dir), load_dataset(config.data, "test", cache_dir=cache_dir)
 
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
@@ -140,31 +122,22 @@ def train(
         raise ValueError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
 
     # --- data ---------------------------------------------------------------------------------
-    train_all, test = data if data is not None else _load_data(config, cache_dir)
-    train_set, val_set = _split(train_all, config.val_size)
-    # Per-pixel mean of the images we train on (Sec. 4.2); stored in every checkpoint.
-    preprocess = Preprocess(
-        input_size=train_set.images.shape[-1], resize="none", resize_to=train_set.images.shape[-1],
-        mean_image=mean_image(train_set.images),
-    )
-    batches = DeviceBatches(
-        train_set, preprocess, batch_size=config.batch_size, seed=config.seed, device=device,
-        augment=config.augment, pad=config.pad, rank=dist_info.rank, world_size=dist_info.world_size,
-    )
-    eval_sets = {"val": val_set, "test": test} if val_set is not None else {"test": test}
-    eval_tensors = {
-        # Exact distributed evaluation: each process takes every world_size-th sample, counts
-        # are summed, so every sample is counted exactly once whatever the dataset size.
-        name: (preprocess.normalize(s.images[dist_info.rank :: dist_info.world_size]).to(device),
-               s.labels[dist_info.rank :: dist_info.world_size].to(device))
-        for name, s in eval_sets.items()
-    }
+    if config.pipeline == "imagenet":
+        if data is not None:
+            raise ValueError("in-memory data cannot feed the imagenet pipeline")
+        from .stream import imagenet_data
+
+        train_data = imagenet_data(config, device=device, dist_info=dist_info, autocast=autocast, cache_dir=cache_dir)
+    else:
+        train_data = array_data(config, data if data is not None else load_arrays(config, cache_dir),
+                                device=device, dist_info=dist_info, autocast=autocast)
+    batches, preprocess, classes = train_data.batches, train_data.preprocess, train_data.classes
 
     # --- model and optimiser ------------------------------------------------------------------
     torch.manual_seed(config.seed)
     options = dict(config.model_options)
     if "num_classes" in model_info(config.model).options:
-        options.setdefault("num_classes", len(train_all.classes))
+        options.setdefault("num_classes", len(classes))
     model = build_model(config.model, **options).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -187,6 +160,13 @@ def train(
         best = dict(state.get("best", best))
         wall_before = float(state.get("wall_seconds", 0.0))
     train_model: nn.Module = model
+    if config.sync_bn and dist_info.enabled:
+        if device.type != "cuda":
+            raise ValueError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU kernel); "
+                             "on CPU each process normalises over its share of the batch")
+        # Same parameter names, so checkpoints still load into a plain model.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        train_model = model
     if dist_info.enabled:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -199,29 +179,24 @@ def train(
         write_json(run_dir / "config.json", config.to_dict())
         meta = provenance(device, precision, argv)
         meta.update(seed=config.seed, world_size=dist_info.world_size, resumed_from=start if resume else None,
-                    train_images=len(train_set), val_images=len(val_set) if val_set else 0, test_images=len(test))
+                    train_images=train_data.sizes["train"], val_images=train_data.sizes["val"],
+                    test_images=train_data.sizes["test"])
         write_json(run_dir / "meta.json", meta)
     metrics = MetricsLog(run_dir, enabled=main, resume_from=start if resume else None)
     progress = Progress(config.iterations, start, tty=progress_tty, log=log)
     params = count_params(model)
     if main:
-        log(f"training {config.model} ({params:,} parameters) on {len(train_set):,} images "
+        log(f"training {config.model} ({params:,} parameters) on {train_data.sizes['train']:,} images "
             f"for {config.iterations:,} iterations; device {device}, {precision}"
             f"{', channels_last' if config.channels_last else ''}{', resumed at ' + str(start) if resume else ''}")
 
     def evaluate(names: tuple[str, ...]) -> dict[str, dict]:
-        out = {}
-        for name in names:
-            images, labels = eval_tensors[name]
-            counts = error_counts(model, images, labels, batch_size=config.eval_batch_size,
-                                  autocast=autocast, channels_last=config.channels_last)
-            out[name] = rates(all_reduce_sum(counts, dist_info))
-        return out
+        return {name: rates(all_reduce_sum(train_data.evaluators[name](model), dist_info)) for name in names}
 
     def checkpoint(iteration: int, path: Path) -> None:
         if not main:
             return
-        payload = model_payload(model, config.model, options, train_all.classes, preprocess, iteration)
+        payload = model_payload(model, config.model, options, classes, preprocess, iteration)
         payload.update(
             config=config.to_dict(), optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
             scaler=scaler.state_dict(), rng={"torch": torch.get_rng_state()}, best=best,
@@ -297,12 +272,13 @@ def train(
                                 f"lr {lr:g} {record['images_per_second']:.0f} img/s")
 
         if iteration % config.eval_every == 0 or last:
-            names = tuple(n for n in ("val", "test") if n in eval_tensors and (n == "val" or config.track_test_error))
+            names = tuple(n for n in ("val", "test") if n in train_data.evaluators and (n == "val" or config.track_test_error))
             results = evaluate(names)
             record = {"iteration": iteration}
             for name, r in results.items():
                 record[f"{name}_error"] = r["top1_error"]
-                record[f"{name}_loss"] = r["loss"]
+                if r["loss"] is not None:
+                    record[f"{name}_loss"] = r["loss"]
             metrics.write(record)
             if "val" in results:
                 schedule.observe_val_error(results["val"]["top1_error"])
@@ -346,8 +322,10 @@ def train(
             "wall_seconds": wall, "images_per_second": (iteration - start) * config.batch_size / max(time.perf_counter() - started, 1e-9),
             "device": str(device), "precision": precision, "seed": config.seed,
             "world_size": dist_info.world_size,
+            # Unreadable training files dropped under on_error="skip" (imagenet pipeline).
+            "skipped_images": [f"{path}: {reason}" for path, reason in getattr(batches, "skipped", [])],
         }
-        if val_set is None:
+        if "val" not in train_data.evaluators:
             # Trained on every training image: the last model is also the "best" one.
             checkpoint(iteration, run_dir / "checkpoints" / "best.pt")
         if main:
