@@ -308,7 +308,8 @@ def train(
             break
 
     progress.close()
-    wall = wall_before + time.perf_counter() - started
+    loop_seconds = time.perf_counter() - started
+    wall = wall_before + loop_seconds
     summary: dict = {}
     if status == "completed":
         final = evaluate(("test",))["test"]
@@ -319,7 +320,7 @@ def train(
             "best_val_error": best["val_error"] if best["iteration"] is not None else None,
             "best_val_iteration": best["iteration"],
             "params": params, "iterations": iteration, "batch_size": config.batch_size,
-            "wall_seconds": wall, "images_per_second": (iteration - start) * config.batch_size / max(time.perf_counter() - started, 1e-9),
+            "wall_seconds": wall, "images_per_second": (iteration - start) * config.batch_size / max(loop_seconds, 1e-9),
             "device": str(device), "precision": precision, "seed": config.seed,
             "world_size": dist_info.world_size,
             # Unreadable training files dropped under on_error="skip" (imagenet pipeline).
