@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300, help="generated 500x375 JPEGs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--cifar", default="/work/shared/data/cifar10-jpeg", help="CIFAR-10 JPEG folder")
+    parser.add_argument("--cifar", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"), help="CIFAR-10 JPEG folder")
     parser.add_argument("--cifar-images", type=int, default=3000, help="images of its train split timed")
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

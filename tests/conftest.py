@@ -7,3 +7,8 @@ timings sane when the machine is shared; numerical results do not depend on it.
 import torch
 
 torch.set_num_threads(1)
+
+from pathlib import Path
+
+# The real CIFAR-10 JPEG copy lives in shared/ beside the repository; tests using it skip without it.
+CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import CIFAR10_JPEG
 import torch
 from PIL import Image
 
@@ -14,7 +16,7 @@ import resnetlab.data.folder as folder
 from resnetlab.data import describe_dataset, load_dataset, load_image_folder
 from resnetlab.data.images import ImageDecodeError, decode_image
 
-REAL = Path("/work/shared/data/cifar10-jpeg")
+REAL = CIFAR10_JPEG
 CLASSES = ("bee", "ant", "cat")  # deliberately unsorted: labels follow sorted names
 
 

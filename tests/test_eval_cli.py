@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import CIFAR10_JPEG
 import torch
 from PIL import Image
 
@@ -19,17 +21,10 @@ from resnetlab.engine.checkpoint import load_model, model_payload, save_checkpoi
 from resnetlab.engine.protocols import align_labels
 from resnetlab.models import build_model
 
-CIFAR_JPEG = Path("/work/shared/data/cifar10-jpeg")
+CIFAR_JPEG = CIFAR10_JPEG
 WNIDS = ("n001", "n002", "n003")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only spin on this shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_checkpoint(path: Path, classes, preprocess: Preprocess, seed: int = 0) -> Path:

@@ -32,13 +32,6 @@ from resnetlab.data.imagenet_loader import Collate, DecodeConfig
 SIZES = [(300, 400), (480, 300), (256, 256), (333, 500), (420, 280)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only spin on this shared machine (500x slower with 2)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def canvas_batch(sizes=SIZES, short=480, seed=0):
