@@ -73,8 +73,15 @@ def test_deviations_for_official_data_full_budget_fp32(tmp_path):
     options = SuiteOptions("degradation", tmp_path, data=None, budget=1.0, models=("plain20",))
     spec = suite_specs(options)[0]
     fake_run(tmp_path, spec, 9.0, 272_474, precision="fp32")
+    config_path = spec.run_dir(tmp_path) / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["sync_bn"]  # written before that knob existed: its default is what the run did
+    config_path.write_text(json.dumps(saved))
     lines = deviation_lines([spec], tmp_path, None, 1.0, 1, "degradation")
-    assert not any("Reduced budget" in line or "autocast" in line for line in lines)
+    assert not any("Reduced budget" in line or "autocast" in line or "Changed" in line for line in lines)
+    saved["momentum"] = 0.8
+    config_path.write_text(json.dumps(saved))
+    assert "Changed from the paper's recipe: momentum = 0.8." in deviation_lines([spec], tmp_path, None, 1.0, 1, "degradation")
     assert any("synthetic" in line for line in lines) and "One run per network (seed 0)." in lines
 
 
@@ -90,6 +97,8 @@ def test_config_comparison_tolerates_knobs_added_later():
 
 def test_readme_block_replacement(table6_out, tmp_path):
     out, _ = table6_out
+    (out / "figures").mkdir()
+    (out / "figures" / "table6.png").write_bytes(b"\x89PNG")  # as committed; figures are linked, not redrawn
     readme = tmp_path / "README.md"
     readme.write_text("intro\n\n<!-- reproduce:begin -->\nSTALE\n<!-- reproduce:end -->\n\nfooter\n")
     update_readme(out, readme)

@@ -179,6 +179,14 @@ def test_cli_plot_readme_and_errors(suites_out, tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nope"), "--out", str(png)]) == 2
 
 
+def test_cli_no_train_reports_what_is_there(tmp_path):
+    args = ["reproduce", "degradation", "--data", DATA, "--budget", "0.0005", "--models", "plain20", "--out", str(tmp_path)]
+    assert main([*args, "--no-train"]) == 0
+    text = (tmp_path / "report-degradation.md").read_text()
+    assert "| plain-20 | - | - | not finished | - | 0 |" in text and "Runs: 0 finished of 1" in text
+    assert not (tmp_path / "runs").exists() and "figures/degradation.png" not in text
+
+
 def test_cli_complexity(tmp_path):
     assert main(["reproduce", "complexity", "--out", str(tmp_path), "--models", "resnet20", "resnet32"]) == 0
     text = (tmp_path / "report-complexity.md").read_text()

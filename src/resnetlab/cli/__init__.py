@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Sub-modules that register subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("models", "train", "predict", "evaluate", "data", "detect")
+COMMAND_MODULES = ("models", "train", "predict", "evaluate", "data", "detect", "reproduce")
 
 
 class UserError(Exception):

@@ -73,9 +73,11 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
     current = config.to_dict()
+    # A key missing from an older run's config had its default then (fields are only ever added).
+    defaults = TrainConfig().to_dict()
     changed = sorted(
         k for k in current
-        if k not in RESUMABLE_CHANGES and _normalise(saved.get(k)) != _normalise(current[k])
+        if k not in RESUMABLE_CHANGES and _normalise(saved.get(k, defaults[k])) != _normalise(current[k])
     )
     if changed:
         raise ValueError(

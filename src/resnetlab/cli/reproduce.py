@@ -1,0 +1,81 @@
+"""``resnetlab reproduce SUITE`` (one paper result per command), ``reproduce readme`` and ``plot``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+
+SUITE_HELP = {
+    "degradation": "Fig. 1/6: plain-20..56 vs ResNet-20..110 training and test error curves",
+    "table6": "Table 6: ResNet-20..110 (1202 with --models) test error, mean ± std over --seeds",
+    "shortcuts": "Table 3 on CIFAR: shortcut options A, B, C on ResNet-20",
+    "responses": "Fig. 7: std of each 3x3 layer's response on the test set",
+    "complexity": "Table 1: parameters and multiply-adds beside the paper's, VGG-16/19 FLOPs (no training)",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("reproduce", help="train (or reuse) the runs of one paper result and write its report")
+    suites = p.add_subparsers(dest="suite", metavar="SUITE", required=True)
+    for suite, text in SUITE_HELP.items():
+        s = suites.add_parser(suite, help=text, description=text)
+        if suite != "complexity":
+            s.add_argument("--data", help="dataset spec, e.g. a CIFAR-10 folder (default: the built-in synthetic set)")
+            s.add_argument("--budget", type=float, default=1.0,
+                           help="fraction of the paper's 64k-iteration schedule, milestones scaled (default 1.0)")
+            s.add_argument("--seeds", type=int, default=1, help="runs per network, seeds 0..K-1 (default 1)")
+            s.add_argument("--cache-dir", type=Path, help="decoded-dataset cache (default: ~/.cache/resnetlab)")
+            s.add_argument("--no-train", action="store_true",
+                           help="train nothing: report the finished runs already in --out")
+        s.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+        s.add_argument("--models", nargs="+", default=[], metavar="MODEL",
+                       help="restrict to these networks (default: the paper's set for this suite)")
+        s.set_defaults(func=run_reproduce)
+    s = suites.add_parser("readme", help="regenerate the README block between <!-- reproduce:begin/end --> markers")
+    s.add_argument("results", type=Path, metavar="RESULTS_DIR", help="a --out folder of `resnetlab reproduce`")
+    s.add_argument("--readme", type=Path, default=Path("README.md"), help="README to update (default README.md)")
+    s.set_defaults(func=run_readme)
+
+    p = subparsers.add_parser("plot", help="overlay error curves of training runs")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, default=Path("curves.png"), help="PNG to write (default curves.png)")
+    p.add_argument("--metric", action="append", choices=("train_error", "test_error", "val_error", "train_loss"),
+                   help="curve(s) to draw; repeatable (default: train_error dashed and test_error bold)")
+    p.add_argument("--title", default="", help="figure title")
+    p.set_defaults(func=run_plot)
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from ..analysis.suites import SuiteOptions, reproduce
+    from .train import StopFlag, default_cache_dir
+
+    options = SuiteOptions(
+        suite=args.suite, out=args.out, data=getattr(args, "data", None),
+        budget=getattr(args, "budget", 1.0), seeds=getattr(args, "seeds", 1), models=tuple(args.models),
+    )
+    stop = StopFlag()
+    stop.install()
+    result = reproduce(options, cache_dir=getattr(args, "cache_dir", None) or default_cache_dir(),
+                       should_stop=stop, log=lambda line: print(line, flush=True),
+                       train_missing=not getattr(args, "no_train", False))
+    if result.status == "interrupted":
+        return 128 + (stop.signal or signal.SIGINT)
+    return 0
+
+
+def run_readme(args: argparse.Namespace) -> int:
+    from ..analysis.suites import update_readme
+
+    path = update_readme(args.results, args.readme)
+    print(f"updated {path} from {args.results}")
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from ..analysis.curves import plot_runs
+
+    metrics = tuple(args.metric or ("train_error", "test_error"))
+    path = plot_runs(list(args.runs), args.out, metrics=metrics, title=args.title)
+    print(f"wrote {path}")
+    return 0
