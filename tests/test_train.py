@@ -149,3 +149,14 @@ def test_cli_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path) -> None:
                              text=True, env=env, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "summary.json").read_text())["iterations"] == stopped_at + 2
+
+
+def test_reported_test_error_is_the_fp32_error_of_the_final_checkpoint(tmp_path, tiny_data) -> None:
+    from resnetlab.engine.evaluate import error_counts, rates
+
+    summary = train(tiny_config(), tmp_path / "run", data=tiny_data, **QUIET).summary
+    loaded = load_model(tmp_path / "run/checkpoints/last.pt")
+    _, test = tiny_data
+    counts = error_counts(loaded.model, loaded.preprocess.normalize(test.images), test.labels)
+    assert rates(counts)["top1_error"] == summary["test_top1_error"]
+    assert rates(counts)["top5_error"] == summary["test_top5_error"]

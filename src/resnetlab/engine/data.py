@@ -23,8 +23,8 @@ from .config import TrainConfig
 from .distributed import DistInfo
 from .evaluate import error_counts
 
-# model -> [n, top1 wrong, top5 wrong, summed loss] on this process's shard (float64 tensor)
-Evaluator = Callable[[nn.Module], torch.Tensor]
+# (model, autocast) -> [n, top1 wrong, top5 wrong, summed loss] on this process's shard (float64)
+Evaluator = Callable[[nn.Module, contextlib.AbstractContextManager], torch.Tensor]
 
 
 class Batches(Protocol):
@@ -58,7 +58,6 @@ def array_data(
     *,
     device: torch.device,
     dist_info: DistInfo,
-    autocast: contextlib.AbstractContextManager,
 ) -> TrainData:
     train_all, test = arrays
     train_set, val_set = split_train_val(train_all, config.val_size)
@@ -75,8 +74,8 @@ def array_data(
         # counts are summed, so every sample is counted once whatever the dataset size.
         images = preprocess.normalize(split.images[dist_info.rank :: dist_info.world_size]).to(device)
         labels = split.labels[dist_info.rank :: dist_info.world_size].to(device)
-        return lambda model: error_counts(model, images, labels, batch_size=config.eval_batch_size,
-                                          autocast=autocast, channels_last=config.channels_last)
+        return lambda model, autocast: error_counts(model, images, labels, batch_size=config.eval_batch_size,
+                                                    autocast=autocast, channels_last=config.channels_last)
 
     evaluators = {"test": evaluator(test)}
     if val_set is not None:

@@ -94,7 +94,7 @@ class StreamBatches:
 
 
 def _evaluator(index: ImageIndex, preprocess: Preprocess, config: TrainConfig, device: torch.device,
-               dist_info: DistInfo, autocast: contextlib.AbstractContextManager):
+               dist_info: DistInfo):
     """1-crop error on this process's shard (every world_size-th image): counts sum exactly."""
     shard = index.subset(range(dist_info.rank, len(index), dist_info.world_size))
     decode = decode_config_for("1crop", preprocess, config.on_error)
@@ -103,7 +103,7 @@ def _evaluator(index: ImageIndex, preprocess: Preprocess, config: TrainConfig, d
         def __init__(self, model) -> None:
             self.model, self.preprocess = model, preprocess
 
-    def evaluate(model) -> torch.Tensor:
+    def evaluate(model, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
         loader = DataLoader(FolderDataset(shard, decode), batch_size=config.eval_batch_size,
                             num_workers=config.workers, collate_fn=Collate(decode))
         batches = ((list(b.images), b.labels) for b in loader if len(b))
@@ -121,7 +121,7 @@ def _evaluator(index: ImageIndex, preprocess: Preprocess, config: TrainConfig, d
 
 
 def imagenet_data(config: TrainConfig, *, device: torch.device, dist_info: DistInfo,
-                  autocast: contextlib.AbstractContextManager, cache_dir: Path | None) -> TrainData:
+                  cache_dir: Path | None) -> TrainData:
     root = Path(config.data or "")
     if not (root / "train").is_dir():
         raise FileNotFoundError(f"the imagenet pipeline needs DATA/train/<class>/*.JPEG; no {root / 'train'}")
@@ -147,8 +147,8 @@ def imagenet_data(config: TrainConfig, *, device: torch.device, dist_info: DistI
     preprocess = Preprocess(input_size=config.crop_size, resize="shorter_side", resize_to=config.test_resize,
                             mean_image=stats.mean_image, std=tuple(std))
     batches = StreamBatches(train_set, config, BatchAugment(augment_config, stats), device=device, dist_info=dist_info)
-    evaluators = {"test": _evaluator(test, preprocess, config, device, dist_info, autocast)}
+    evaluators = {"test": _evaluator(test, preprocess, config, device, dist_info)}
     if val is not None:
-        evaluators = {"val": _evaluator(val, preprocess, config, device, dist_info, autocast), **evaluators}
+        evaluators = {"val": _evaluator(val, preprocess, config, device, dist_info), **evaluators}
     sizes = {"train": len(train_set), "val": len(val) if val is not None else 0, "test": len(test)}
     return TrainData(batches, evaluators, preprocess, tuple(train_all.classes), sizes)

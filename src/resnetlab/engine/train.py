@@ -129,10 +129,10 @@ def train(
             raise ValueError("in-memory data cannot feed the imagenet pipeline")
         from .stream import imagenet_data
 
-        train_data = imagenet_data(config, device=device, dist_info=dist_info, autocast=autocast, cache_dir=cache_dir)
+        train_data = imagenet_data(config, device=device, dist_info=dist_info, cache_dir=cache_dir)
     else:
         train_data = array_data(config, data if data is not None else load_arrays(config, cache_dir),
-                                device=device, dist_info=dist_info, autocast=autocast)
+                                device=device, dist_info=dist_info)
     batches, preprocess, classes = train_data.batches, train_data.preprocess, train_data.classes
 
     # --- model and optimiser ------------------------------------------------------------------
@@ -192,8 +192,10 @@ def train(
             f"for {config.iterations:,} iterations; device {device}, {precision}"
             f"{', channels_last' if config.channels_last else ''}{', resumed at ' + str(start) if resume else ''}")
 
-    def evaluate(names: tuple[str, ...]) -> dict[str, dict]:
-        return {name: rates(all_reduce_sum(train_data.evaluators[name](model), dist_info)) for name in names}
+    def evaluate(names: tuple[str, ...], exact: bool = False) -> dict[str, dict]:
+        """Errors per split; ``exact`` evaluates in fp32 (the reported test error), else as trained."""
+        context = contextlib.nullcontext() if exact else autocast
+        return {name: rates(all_reduce_sum(train_data.evaluators[name](model, context), dist_info)) for name in names}
 
     def checkpoint(iteration: int, path: Path) -> None:
         if not main:
@@ -314,7 +316,7 @@ def train(
     wall = wall_before + loop_seconds
     summary: dict = {}
     if status == "completed":
-        final = evaluate(("test",))["test"]
+        final = evaluate(("test",), exact=True)["test"]
         summary = {
             "model": config.model, "model_options": options, "data": config.data,
             "test_top1_error": final["top1_error"], "test_top5_error": final["top5_error"],
