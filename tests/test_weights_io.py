@@ -33,3 +33,19 @@ def test_mismatch_lists_missing_unexpected_and_misshaped_keys(tmp_path) -> None:
         load_weights(build_model("cifar_resnet", depth=14), tmp_path / "w.safetensors")
     with pytest.raises(ValueError, match="must end in"):
         save_weights(build_model("resnet20"), tmp_path / "w.bin")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+def test_torchvision_state_dict_loads_strictly_with_the_same_outputs(name: str) -> None:
+    """Runs where torchvision imports (e.g. a GPU machine); its CPU build fails to load here."""
+    try:
+        models = pytest.importorskip("torchvision.models")
+    except Exception as error:  # torchvision installed but its compiled ops do not load
+        pytest.skip(f"torchvision unusable: {error}")
+    torch.manual_seed(0)
+    reference = getattr(models, name)(weights=None).eval()
+    ours = build_model(name, stride_on="3x3").eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
