@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("recipes", help="list the shipped training recipes")
     p.set_defaults(func=run_recipes)
 
-    p = subparsers.add_parser("demo", help="train ResNet-20 on the built-in synthetic set (about a minute)")
+    p = subparsers.add_parser("demo", help="train ResNet-20 on the built-in synthetic set (about two minutes on 2 cores)")
     p.add_argument("--out", default="runs/demo", help="run directory (replaced on each demo)")
     p.set_defaults(func=run_demo)
 
