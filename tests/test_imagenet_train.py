@@ -51,8 +51,9 @@ def test_imagenet_recipes_are_the_papers() -> None:
         assert c.crop_size == 224 and c.augmentation == "paper" and c.test_split == "val"
 
 
-def test_trains_evaluates_and_resumes_on_a_jpeg_folder(tmp_path, jpeg_tree) -> None:
-    config = tiny(jpeg_tree)
+@pytest.mark.parametrize("workers", [0, 2])  # 2: decoding and augmentation in worker processes
+def test_trains_evaluates_and_resumes_on_a_jpeg_folder(tmp_path, jpeg_tree, workers: int) -> None:
+    config = tiny(jpeg_tree, workers=workers)
     result = train(config, tmp_path / "straight", log=lambda line: None)
     summary = result.summary
     assert summary["test_images"] == 9 and summary["iterations"] == 4

@@ -18,7 +18,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data.imagenet import ImageIndex, index_split
-from ..data.imagenet_augment import AUGMENT_PRESETS, IMAGENET_STD, BatchAugment, ColorStats, estimate_color_stats
+from ..data.imagenet_augment import (
+    AUGMENT_PRESETS, IMAGENET_STD, AugmentingCollate, BatchAugment, ColorStats, estimate_color_stats,
+)
 from ..data.imagenet_loader import Collate, FolderDataset
 from ..data.images import ImageDecodeError
 from ..data.preprocess import Preprocess
@@ -64,9 +66,17 @@ class StreamBatches:
         self.decode = augment.config.decode_config(config.on_error)
         self.sampler = _PositionedSampler(len(index), config.batch_size, config.seed, dist_info.rank, dist_info.world_size)
         self.steps_per_epoch = self.sampler.steps_per_epoch
+        # Without an accelerator the main process is busy training: augment inside the decoding
+        # workers instead, where it runs in parallel (measured faster on CPU hosts: see
+        # benchmarks/RESULTS.md, "ImageNet pipeline"). The workers' generator is seeded by the
+        # epoch and the batch's sample positions, so resume stays exact.
+        self.in_workers = device.type == "cpu" and config.workers > 0
+        self.worker_collate = AugmentingCollate(self.decode, augment, seed=config.seed) if self.in_workers else None
         self.loader = DataLoader(
             FolderDataset(index, self.decode), batch_size=config.batch_size // dist_info.world_size,
-            sampler=self.sampler, num_workers=config.workers, collate_fn=Collate(self.decode),
+            sampler=self.sampler, num_workers=config.workers,
+            collate_fn=self.worker_collate or Collate(self.decode),
+            # Not persistent: a new epoch (or a resume) re-sends the sampler position and seed.
             pin_memory=device.type == "cuda", persistent_workers=False,
             prefetch_factor=4 if config.workers else None,
         )
@@ -78,6 +88,8 @@ class StreamBatches:
         epoch, step = divmod(iteration, self.steps_per_epoch)
         if iteration != self._next or step == 0:
             self.sampler.position(epoch, step)
+            if self.worker_collate is not None:
+                self.worker_collate.seed = self.config.seed * 1_000_003 + epoch
             self._iterator = iter(self.loader)
         self._next = iteration + 1
         batch = next(self._iterator)
@@ -86,6 +98,9 @@ class StreamBatches:
                 raise ImageDecodeError(path, reason)
             self.skipped.append((path, reason))
         batch = batch.to(self.device)
+        if self.in_workers:
+            memory = torch.channels_last if self.config.channels_last else torch.contiguous_format
+            return batch.images.contiguous(memory_format=memory), batch.labels
         # The whole batch shares one generator per iteration; each process draws for its share.
         images = self.augment(batch.images, batch.sizes, batch.transposed,
                               _generator(self.config.seed + 7919 * self.sampler.rank, _AUGMENT_STREAM, iteration),
