@@ -148,3 +148,22 @@ def test_batches_are_a_function_of_seed_and_iteration_and_shard_exactly() -> Non
     assert torch.equal(torch.cat([s[1] for s in shards]), full[1])
     with pytest.raises(ValueError, match="divisible"):
         make(rank=0, world_size=3)
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
+    import io
+
+    from resnetlab.engine.rundir import Progress
+
+    screen = io.StringIO()
+    bar = Progress(total=100, stream=screen, tty=True)
+    bar.update(50, "loss 1.0")
+    bar.message("iter 50: val error 10%")
+    bar.close()
+    text = screen.getvalue()
+    assert text.startswith("\r[############............] 50/100 loss 1.0 ETA ")
+    assert "iter 50: val error 10%" in text and text.endswith("\n")
+    lines: list[str] = []
+    plain = Progress(total=100, tty=False, log=lines.append)
+    plain.update(25, "loss 2.0")
+    assert len(lines) == 1 and lines[0].startswith("iter 25/100 loss 2.0 eta ") and "\r" not in lines[0]
