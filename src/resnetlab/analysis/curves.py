@@ -34,7 +34,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure (creating its folder) and release it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -74,7 +75,7 @@ def plot_runs(run_dirs: list[str | Path], path: str | Path, *, metrics: tuple[st
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _error_ceiling(curves: dict[str, dict[str, tuple[list[int], list[float]]]]) -> float:
@@ -126,4 +127,4 @@ def plot_degradation(runs: dict[str, Path], path: str | Path, *, paper_errors: d
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .curves import save_figure
 from .paper import pretty_name
 
 
@@ -28,8 +29,4 @@ def plot_complexity(rows: list[dict], path: str | Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .curves import save_figure
+
 
 @dataclass
 class RunningMoments:
@@ -117,8 +119,4 @@ def plot_responses(responses: dict[str, dict], path: Path, *, title: str = "") -
     if title:
         axes[0].set_title(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,7 +11,6 @@ detection's area and never penalise; small/medium/large split at 32^2 and 96^2 p
 
 from __future__ import annotations
 
-from collections import defaultdict
 
 import numpy as np
 import torch
