@@ -9,12 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from ..data.datasets import default_cache_dir
 from . import UserError
-
-
-def default_cache_dir() -> Path:
-    """Where decoded datasets are cached: $RESNETLAB_CACHE or ~/.cache/resnetlab."""
-    return Path(os.environ.get("RESNETLAB_CACHE", Path.home() / ".cache" / "resnetlab"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

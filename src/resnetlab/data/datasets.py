@@ -7,6 +7,7 @@ the extracted folder itself or its parent) or an image folder with ``train/`` an
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,11 @@ def _parse_synthetic(spec: str) -> DatasetSource:
 
 def _is_image_folder(path: Path) -> bool:
     return (path / "train").is_dir() and (path / "test").is_dir()
+
+
+def default_cache_dir() -> Path:
+    """Where decoded datasets and image statistics are cached: $RESNETLAB_CACHE or ~/.cache/resnetlab."""
+    return Path(os.environ.get("RESNETLAB_CACHE", Path.home() / ".cache" / "resnetlab"))
 
 
 def resolve_dataset(spec: str | Path | None) -> DatasetSource:

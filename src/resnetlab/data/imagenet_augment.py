@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .imagenet import ImageIndex
 from .imagenet_loader import Batch, Collate, DecodeConfig, ImageLoader, scaled_size
+from .datasets import default_cache_dir
 
 STYLES = ("paper", "inception")
 # AlexNet's eigen-decomposition of ImageNet's RGB pixel covariance (pixels on the [0, 1] scale), as
@@ -280,10 +281,6 @@ def resized_reference(image: torch.Tensor, scale: int) -> torch.Tensor:
     that ``crop_resize`` in paper mode must match crop for crop (used by tests)."""
     h, w = image.shape[-2:]
     return F.interpolate(image[None].float(), size=scaled_size(h, w, scale), mode="bilinear", align_corners=False)[0]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("RESNETLAB_CACHE", Path.home() / ".cache" / "resnetlab"))
 
 
 def estimate_color_stats(

@@ -16,11 +16,11 @@ from ..data.arrays import ImageArrays
 from ..data.augment import pad_channels_last, random_crop_flip
 from ..data.preprocess import Preprocess
 
-_EPOCH_STREAM = 0x5EED_0001
-_AUGMENT_STREAM = 0x5EED_0002
+EPOCH_STREAM = 0x5EED_0001
+AUGMENT_STREAM = 0x5EED_0002
 
 
-def _generator(seed: int, stream: int, index: int) -> torch.Generator:
+def seeded_generator(seed: int, stream: int, index: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed((seed * 1_000_003 + stream * 7_919 + index) % (2**63 - 1))
     return g
@@ -65,7 +65,7 @@ class DeviceBatches:
 
     def order(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
-            self._order = torch.randperm(len(self), generator=_generator(self.seed, _EPOCH_STREAM, epoch))
+            self._order = torch.randperm(len(self), generator=seeded_generator(self.seed, EPOCH_STREAM, epoch))
             self._epoch = epoch
         return self._order
 
@@ -75,7 +75,7 @@ class DeviceBatches:
         index = self.order(epoch)[start : start + self.batch_size]
         # Each process takes its contiguous share of the global batch; the augmentation draws for
         # the whole global batch so any world size sees the same augmented images.
-        generator = _generator(self.seed, _AUGMENT_STREAM, iteration) if self.augment else None
+        generator = seeded_generator(self.seed, AUGMENT_STREAM, iteration) if self.augment else None
         images = random_crop_flip(self.images, index, self.size, generator)
         share = self.batch_size // self.world_size
         part = slice(self.rank * share, (self.rank + 1) * share)

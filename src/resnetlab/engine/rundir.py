@@ -13,7 +13,6 @@ Layout::
 from __future__ import annotations
 
 import json
-
 import platform
 import subprocess
 import sys

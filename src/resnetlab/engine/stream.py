@@ -24,7 +24,7 @@ from ..data.imagenet_augment import (
 from ..data.imagenet_loader import Collate, FolderDataset
 from ..data.images import ImageDecodeError
 from ..data.preprocess import Preprocess
-from .batches import _AUGMENT_STREAM, _EPOCH_STREAM, _generator
+from .batches import AUGMENT_STREAM, EPOCH_STREAM, seeded_generator
 from .config import TrainConfig
 from .data import TrainData
 from .distributed import DistInfo
@@ -43,7 +43,7 @@ class _PositionedSampler(Sampler[int]):
         self.epoch, self.start_step = epoch, step
 
     def __iter__(self) -> Iterator[int]:
-        order = torch.randperm(self.n, generator=_generator(self.seed, _EPOCH_STREAM, self.epoch))
+        order = torch.randperm(self.n, generator=seeded_generator(self.seed, EPOCH_STREAM, self.epoch))
         share = self.batch_size // self.world
         for step in range(self.start_step, self.steps_per_epoch):
             batch = order[step * self.batch_size : (step + 1) * self.batch_size]
@@ -103,7 +103,7 @@ class StreamBatches:
             return batch.images.contiguous(memory_format=memory), batch.labels
         # The whole batch shares one generator per iteration; each process draws for its share.
         images = self.augment(batch.images, batch.sizes, batch.transposed,
-                              _generator(self.config.seed + 7919 * self.sampler.rank, _AUGMENT_STREAM, iteration),
+                              seeded_generator(self.config.seed + 7919 * self.sampler.rank, AUGMENT_STREAM, iteration),
                               channels_last=self.config.channels_last)
         return images, batch.labels
 

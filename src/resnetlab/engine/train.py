@@ -210,6 +210,11 @@ def train(
         )
         save_checkpoint(path, payload)
 
+    def diverged(what: str) -> None:
+        metrics.close()
+        raise TrainingDiverged(f"{what}; stopped. The last good checkpoint is {checkpoint_path} "
+                               f"(lower lr or check the data)")
+
     # --- the loop -----------------------------------------------------------------------------
     window = torch.zeros(3, dtype=torch.float64, device=device)  # [images, wrong, summed loss]
     warm_window = torch.zeros(2, dtype=torch.float64, device=device)
@@ -258,11 +263,7 @@ def train(
             seen, wrong_count, loss_sum = all_reduce_sum(window.clone(), dist_info).tolist()
             window.zero_()
             if not math.isfinite(loss_sum):
-                metrics.close()
-                raise TrainingDiverged(
-                    f"loss is {loss_sum / max(seen, 1)} at iteration {iteration}; stopped. "
-                    f"The last good checkpoint is {checkpoint_path} (lower lr or check the data)"
-                )
+                diverged(f"loss is {loss_sum / max(seen, 1)} at iteration {iteration}")
             now = time.perf_counter()
             record = {
                 "iteration": iteration, "lr": lr,
@@ -302,11 +303,7 @@ def train(
             # Never overwrite the last good checkpoint with diverged weights.
             finite = torch.isfinite(window[2]) & torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
             if not bool(all_reduce_sum(finite.double().view(1), dist_info).item() == dist_info.world_size):
-                metrics.close()
-                raise TrainingDiverged(
-                    f"weights or loss are not finite at iteration {iteration}; stopped. "
-                    f"The last good checkpoint is {checkpoint_path} (lower lr or check the data)"
-                )
+                diverged(f"weights or loss are not finite at iteration {iteration}")
             checkpoint(iteration, checkpoint_path)
         if stop and not last:
             status = "interrupted"
