@@ -32,6 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         s.add_argument("--models", nargs="+", default=[], metavar="MODEL",
                        help="restrict to these networks (default: the paper's set for this suite)")
         s.set_defaults(func=run_reproduce)
+    s = suites.add_parser("campaign", help="train or continue every unfinished run of a campaign (resumable at any point)",
+                          description="Train the runs of a campaign in order; a run stopped at any moment resumes "
+                                      "from its last checkpoint. Stop with Ctrl-C or SIGTERM.")
+    s.add_argument("name", metavar="NAME", help="a shipped campaign (cifar10) or a campaign .toml file")
+    s.add_argument("--data", help="dataset spec, e.g. a CIFAR-10 folder; continue a folder with the same --data")
+    s.add_argument("--out", type=Path, required=True, help="campaign folder: one run directory per planned run")
+    s.add_argument("--jobs", type=int, default=1, help="runs trained side by side (default 1)")
+    s.add_argument("--threads", type=int, help="threads per run (default: the available cores / --jobs)")
+    s.add_argument("--only", nargs="+", default=[], metavar="RUN", help="train only these runs")
+    s.set_defaults(func=run_campaign)
+    s = suites.add_parser("status", help="where every planned run of a campaign folder stands, with time left")
+    s.add_argument("out", type=Path, metavar="DIR", help="a campaign folder (--out of `reproduce campaign`)")
+    s.set_defaults(func=run_status)
     s = suites.add_parser("readme", help="regenerate the README block between <!-- reproduce:begin/end --> markers")
     s.add_argument("results", type=Path, metavar="RESULTS_DIR", help="a --out folder of `resnetlab reproduce`")
     s.add_argument("--readme", type=Path, default=Path("README.md"), help="README to update (default README.md)")
@@ -61,6 +74,31 @@ def run_reproduce(args: argparse.Namespace) -> int:
                        train_missing=not getattr(args, "no_train", False))
     if result.status == "interrupted":
         return 128 + (stop.signal or signal.SIGINT)
+    return 0
+
+
+def run_campaign(args: argparse.Namespace) -> int:
+    from ..analysis.campaign import load_campaign
+    from ..analysis.campaign_runner import continue_campaign
+    from .train import StopFlag
+
+    campaign = load_campaign(args.name)
+    stop = StopFlag()
+    stop.install()
+    status = continue_campaign(campaign, args.out, args.data, jobs=args.jobs, threads=args.threads,
+                               only=tuple(args.only), log=lambda line: print(line, flush=True), should_stop=stop)
+    print(f"campaign {campaign.name}: {status}; `resnetlab reproduce status {args.out}` shows every run")
+    if status == "failed":
+        return 1
+    if status == "interrupted" and stop.signal:
+        return 128 + stop.signal
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ..analysis.campaign_status import format_status
+
+    print(format_status(args.out))
     return 0
 
 

@@ -1,0 +1,187 @@
+"""A campaign: one named, versioned list of training runs, continued from wherever it stopped.
+
+The CIFAR-10 reproduction takes days of CPU time, spread over sessions that may each end at any
+moment and continue on another machine from what was committed. A campaign is therefore data: a
+small TOML file (``src/resnetlab/campaigns/NAME.toml``) listing its runs in the order they are
+trained, each as the ``resnetlab train`` command line that trains it. ``resnetlab reproduce
+campaign NAME --data DIR --out OUT`` trains whatever is not finished (resuming from
+``OUT/RUN/checkpoints/last.pt``), and ``resnetlab reproduce status OUT`` says where every run stands.
+
+File format::
+
+    name = "cifar10"                 # must equal the file name
+    version = 1                      # bump when a run's definition changes
+    description = "..."
+    set = { checkpoint_every = 500 } # recipe keys for every run (``--set``)
+
+    [[run]]
+    name = "resnet20"                # directory under OUT
+    recipe = "cifar10-resnet20"
+    budget = 1.0                     # fraction of the paper's schedule (``--budget``)
+    seed = 0
+    set = { val_size = 0 }           # this run's ``--set`` keys, over the campaign's
+    ships = "resnet20.cifar10"       # the shipped-weights name its final model becomes
+    note = "..."                     # why the run is there (printed by ``status``)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..engine.config import TrainConfig, apply_overrides, load_recipe
+
+CAMPAIGN_KEYS = {"name", "version", "description", "set", "run"}
+RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note"}
+_RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a campaign: the ``resnetlab train`` arguments that train it."""
+
+    name: str
+    recipe: str
+    budget: float = 1.0
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)  # ``--set`` keys (campaign's, then the run's)
+    ships: str | None = None
+    note: str = ""
+
+    def config(self, data: str | None) -> TrainConfig:
+        """The configuration ``resnetlab train`` resolves from :meth:`train_args` (same order)."""
+        config = load_recipe(self.recipe)
+        if self.budget != 1.0:
+            config = config.scaled(self.budget)
+        config = config.replace(data=data, seed=self.seed)
+        return apply_overrides(config, [f"{k}={toml_value(v)}" for k, v in self.overrides.items()])
+
+    def train_args(self, data: str | None, out: Path) -> list[str]:
+        """``resnetlab train`` arguments (without ``--resume``) for the run directory ``out``."""
+        args = ["train", "--recipe", self.recipe, "--out", str(out), "--seed", str(self.seed)]
+        if data is not None:
+            args += ["--data", data]
+        if self.budget != 1.0:
+            args += ["--budget", repr(self.budget)]
+        for key, value in self.overrides.items():
+            args += ["--set", f"{key}={toml_value(value)}"]
+        return args
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    version: int
+    description: str
+    runs: tuple[PlannedRun, ...]
+
+    def run(self, name: str) -> PlannedRun:
+        for planned in self.runs:
+            if planned.name == name:
+                return planned
+        raise ValueError(f"campaign {self.name} has no run {name!r}; runs: {', '.join(r.name for r in self.runs)}")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "version": self.version, "description": self.description,
+            "runs": [{"name": r.name, "recipe": r.recipe, "budget": r.budget, "seed": r.seed,
+                      "set": r.overrides, "ships": r.ships, "note": r.note} for r in self.runs],
+        }
+
+
+def toml_value(value: object) -> str:
+    """A ``--set`` value written the way the override parser reads it back (TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string is a JSON string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise ValueError(f"cannot write {value!r} as a --set value")
+
+
+def campaign_names() -> list[str]:
+    folder = resources.files("resnetlab") / "campaigns"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_campaign(name_or_path: str | Path) -> Campaign:
+    """A shipped campaign by name (``cifar10``) or a campaign TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text, source, stem = path.read_text(), str(path), path.stem
+    else:
+        resource = resources.files("resnetlab") / "campaigns" / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise ValueError(f"unknown campaign {str(name_or_path)!r}; shipped campaigns: {', '.join(campaign_names())}")
+        text, source, stem = resource.read_text(), f"campaign {name_or_path}", str(name_or_path)
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{source}: not valid TOML: {error}") from None
+    return parse_campaign(values, source=source, stem=stem)
+
+
+def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Campaign:
+    unknown = sorted(set(values) - CAMPAIGN_KEYS)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(CAMPAIGN_KEYS))}")
+    name = values.get("name")
+    if not isinstance(name, str) or not _RUN_NAME.match(name):
+        raise ValueError(f"{source}: name must be a lower-case word, got {name!r}")
+    if stem is not None and name != stem:
+        raise ValueError(f"{source}: name {name!r} must equal the file name {stem!r}")
+    version = values.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{source}: version must be a positive integer, got {version!r}")
+    common = _table(values.get("set", {}), f"{source}: set")
+    raw_runs = values.get("run")
+    if not isinstance(raw_runs, list) or not raw_runs:
+        raise ValueError(f"{source}: needs at least one [[run]] table")
+    runs: list[PlannedRun] = []
+    for index, raw in enumerate(raw_runs):
+        where = f"{source}: run {index + 1}"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: must be a table")
+        unknown = sorted(set(raw) - RUN_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(RUN_KEYS))}")
+        run_name = raw.get("name")
+        if not isinstance(run_name, str) or not _RUN_NAME.match(run_name):
+            raise ValueError(f"{where}: name must be a directory name (a-z, 0-9, . _ -), got {run_name!r}")
+        if any(r.name == run_name for r in runs):
+            raise ValueError(f"{where}: run name {run_name!r} appears twice")
+        budget = raw.get("budget", 1.0)
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 1:
+            raise ValueError(f"{where} ({run_name}): budget must be in (0, 1], got {budget!r}")
+        seed = raw.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"{where} ({run_name}): seed must be a non-negative integer, got {seed!r}")
+        ships = raw.get("ships")
+        if ships is not None and not (isinstance(ships, str) and "." in ships):
+            raise ValueError(f"{where} ({run_name}): ships must be a weights name like 'resnet20.cifar10', got {ships!r}")
+        if not isinstance(raw.get("recipe"), str):
+            raise ValueError(f"{where} ({run_name}): recipe must be a recipe name, got {raw.get('recipe')!r}")
+        planned = PlannedRun(
+            name=run_name, recipe=raw["recipe"], budget=float(budget), seed=seed,
+            overrides={**common, **_table(raw.get("set", {}), f"{where} ({run_name}): set")},
+            ships=ships, note=str(raw.get("note", "")),
+        )
+        try:
+            planned.config(data=None)  # every recipe and key is checked when the file is read
+        except ValueError as error:
+            raise ValueError(f"{where} ({run_name}): {error}") from None
+        runs.append(planned)
+    return Campaign(name=name, version=version, description=str(values.get("description", "")), runs=tuple(runs))
+
+
+def _table(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a table of recipe keys, got {value!r}")
+    return dict(value)

@@ -1,0 +1,279 @@
+"""Continue a campaign: train its unfinished runs, each as its own ``resnetlab train`` process.
+
+Why processes and not calls: the thread count and OpenMP settings of a run are fixed when torch
+starts, so ``--jobs 2`` on a 2-core machine needs two processes of one thread each; a run killed
+by the machine going away leaves only its own checkpoint behind; and every run is exactly the
+command a user could type (it is printed), so nothing about a result depends on the runner.
+
+Safety, in order of what can go wrong:
+
+- Two runners on one folder: each run directory is locked (``.campaign.lock``, ``flock``) for as
+  long as its training process lives — the lock is inherited by that process, so it holds even if
+  the runner itself is killed — and a locked run is skipped, never started twice.
+- A stop (SIGINT/SIGTERM to the runner): every training process gets SIGTERM, writes its
+  checkpoint and exits; the runner waits for all of them.
+- A finished run keeps its final weights only (``final.safetensors``, with the metadata that
+  ``resnetlab eval``/``predict`` need) and drops ``checkpoints/``, so what is committed stays small.
+
+``OUT/campaign.json`` records the definition the folder was started with, and
+``OUT/campaign-log.jsonl`` every start, resume and end of a run with the code revision, the host
+and the machine's load, plus a load sample every few minutes: which iteration ran under which
+code, and how busy the machine was while the speed figures were measured.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .campaign import Campaign, PlannedRun
+from .runs import run_state
+
+LOCK_NAME = ".campaign.lock"
+LOAD_SAMPLE_SECONDS = 300.0
+
+
+def host_description() -> str:
+    """The CPU model and its relevant features (bf16/AMX decide the engine's precision and speed)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    features = [f for f in ("avx512_bf16", "amx_tile") if f in flags]
+    return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(features)})" if features else "")
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+class CampaignLog:
+    """``OUT/campaign-log.jsonl``: one JSON object per event, appended and flushed at once."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / "campaign-log.jsonl"
+
+    def write(self, event: str, **fields) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, **fields}
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        records = []
+        for line in self.path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by a kill: skip it, keep the rest
+                continue
+        return records
+
+
+def prepare_folder(campaign: Campaign, out: Path, data: str | None) -> None:
+    """Write ``OUT/campaign.json``, or check that the folder holds this campaign with this data."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "campaign.json"
+    wanted = {"campaign": campaign.to_dict(), "data": data}
+    if path.is_file():
+        have = json.loads(path.read_text())
+        if have.get("campaign", {}).get("name") != campaign.name:
+            raise ValueError(f"{out} holds campaign {have.get('campaign', {}).get('name')!r}, not {campaign.name!r}")
+        if have.get("data") != data:
+            raise ValueError(f"{out} was started with --data {have.get('data')!r}; continue it with the same --data")
+        if have == wanted:
+            return
+        # A new version of the definition: planned runs may be added or changed; a changed run's
+        # directory refuses to resume (its config differs), so nothing is mixed silently.
+    tmp = out / ".campaign.json.tmp"
+    tmp.write_text(json.dumps(wanted, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_folder(out: Path) -> tuple[Campaign, str | None]:
+    """The campaign and data a folder was started with."""
+    from .campaign import parse_campaign
+
+    path = Path(out) / "campaign.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} is not a campaign folder (no campaign.json)")
+    saved = json.loads(path.read_text())
+    d = saved["campaign"]
+    values = {"name": d["name"], "version": d["version"], "description": d.get("description", ""),
+              "run": [{k: v for k, v in r.items() if v is not None} for r in d["runs"]]}
+    return parse_campaign(values, source=str(path)), saved.get("data")
+
+
+def finalize_run(run_dir: Path) -> Path:
+    """Keep a finished run's final weights only: ``final.safetensors`` replaces ``checkpoints/``."""
+    from ..engine.checkpoint import load_model
+    from ..inference.loading import save_safetensors
+
+    final = run_dir / "final.safetensors"
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        loaded = load_model(last)
+        tmp = run_dir / ".final.tmp.safetensors"
+        save_safetensors(loaded, tmp)
+        tmp.replace(final)
+    if final.is_file():
+        for name in ("last.pt", "best.pt"):
+            (run_dir / "checkpoints" / name).unlink(missing_ok=True)
+    return final
+
+
+@dataclass
+class _Job:
+    planned: PlannedRun
+    process: subprocess.Popen
+    lock: int
+    log_file: object
+
+
+def _try_lock(run_dir: Path) -> int | None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def continue_campaign(
+    campaign: Campaign, out: Path, data: str | None, *, jobs: int = 1, threads: int | None = None,
+    only: tuple[str, ...] = (), log: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False, python: str = sys.executable, poll: float = 1.0,
+) -> str:
+    """Train every unfinished run (``only``: these names), ``jobs`` at a time; returns
+    ``"finished"`` (every selected run done), ``"interrupted"`` or ``"failed"``."""
+    from ..engine.rundir import git_revision
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    out = Path(out)
+    for name in only:
+        campaign.run(name)  # unknown names are errors naming the valid ones
+    prepare_folder(campaign, out, data)
+    record = CampaignLog(out)
+    per_job = threads or max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) // jobs)
+    queue = [r for r in campaign.runs if (not only or r.name in only) and run_state(out / r.name) != "finished"]
+    for planned in campaign.runs:  # finished before a crash, not yet finalized
+        if run_state(out / planned.name) == "finished":
+            finalize_run(out / planned.name)
+    running: list[_Job] = []
+    failed = False
+    last_sample = time.monotonic()
+    revision = git_revision()
+    try:
+        while (queue or running) and not failed:
+            while queue and len(running) < jobs and not should_stop():
+                planned = queue.pop(0)
+                run_dir = out / planned.name
+                fd = _try_lock(run_dir)
+                if fd is None:
+                    log(f"{planned.name}: already being trained by another process; skipped")
+                    continue
+                resume = (run_dir / "checkpoints" / "last.pt").is_file()
+                args = planned.train_args(data, run_dir) + (["--resume"] if resume else [])
+                env = {**os.environ, "OMP_NUM_THREADS": str(per_job)}
+                log(f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "
+                    f"resnetlab {shlex.join(args)}")
+                iteration = _checkpoint_iteration(run_dir) if resume else 0
+                record.write("resume" if resume else "start", run=planned.name, iteration=iteration,
+                             git_revision=revision, host=host_description(), threads=per_job, jobs=jobs,
+                             load=load_average())
+                log_file = open(run_dir / "train.log", "a")
+                process = subprocess.Popen([python, "-m", "resnetlab", *args], env=env, stdout=log_file,
+                                           stderr=subprocess.STDOUT, pass_fds=(fd,))
+                running.append(_Job(planned, process, fd, log_file))
+            if should_stop() and running:
+                for job in running:
+                    if job.process.poll() is None:
+                        job.process.send_signal(signal.SIGTERM)
+            time.sleep(poll)
+            if time.monotonic() - last_sample >= LOAD_SAMPLE_SECONDS and running:
+                last_sample = time.monotonic()
+                record.write("load", runs=[j.planned.name for j in running], load=load_average())
+            for job in [j for j in running if j.process.poll() is not None]:
+                running.remove(job)
+                failed |= not _finish(job, out, record, log)
+            if should_stop() and not running:
+                break
+    finally:
+        for job in running:  # the runner itself is going away: let each run checkpoint and stop
+            if job.process.poll() is None:
+                job.process.send_signal(signal.SIGTERM)
+        for job in running:
+            job.process.wait()
+            _finish(job, out, record, log)
+    if failed:
+        return "failed"
+    pending = [r for r in campaign.runs if (not only or r.name in only) and run_state(out / r.name) != "finished"]
+    return "interrupted" if pending else "finished"
+
+
+def _finish(job: _Job, out: Path, record: CampaignLog, log: Callable[[str], None]) -> bool:
+    """Book-keeping after a training process ended; False when it failed."""
+    job.log_file.close()
+    run_dir = out / job.planned.name
+    code = job.process.returncode
+    state = run_state(run_dir)
+    if state == "finished":
+        finalize_run(run_dir)
+    iteration = _checkpoint_iteration(run_dir) if state == "partial" else None
+    summary = json.loads((run_dir / "summary.json").read_text()) if state == "finished" else {}
+    record.write("finished" if state == "finished" else "stopped", run=job.planned.name, exit_code=code,
+                 iteration=summary.get("iterations", iteration), test_error=summary.get("test_top1_error"),
+                 load=load_average())
+    os.close(job.lock)
+    if state == "finished":
+        log(f"{job.planned.name}: finished, test error {summary.get('test_top1_error', float('nan')):.2f}%")
+        return True
+    if code in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGTERM, -signal.SIGINT):
+        log(f"{job.planned.name}: stopped at iteration {iteration}; continue with the same command")
+        return True
+    tail = (run_dir / "train.log").read_text().strip().splitlines()[-1:] if (run_dir / "train.log").is_file() else []
+    log(f"{job.planned.name}: training failed (exit code {code}): {tail[0] if tail else 'see train.log'}")
+    return False
+
+
+def checkpoint_progress(run_dir: Path) -> tuple[int, float] | None:
+    """(iteration, training seconds so far) of a run's last checkpoint: what survives a kill."""
+    import torch
+
+    path = Path(run_dir) / "checkpoints" / "last.pt"
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return int(payload.get("iteration", 0)), float(payload.get("wall_seconds", 0.0))
+    except Exception:  # a foreign or unreadable file: the run will say so when it resumes
+        return None
+
+
+def _checkpoint_iteration(run_dir: Path) -> int | None:
+    progress = checkpoint_progress(run_dir)
+    return progress[0] if progress else None
