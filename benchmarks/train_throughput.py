@@ -50,9 +50,10 @@ class PerImageCifar(Dataset):
         return x, self.labels[i]
 
 
-def plain_loop(arrays, iterations: int, warmup: int, device: torch.device, workers: int) -> float:
+def plain_loop(arrays, iterations: int, warmup: int, device: torch.device, workers: int,
+               model_name: str = "resnet20") -> float:
     torch.manual_seed(0)
-    model = build_model("resnet20").to(device)
+    model = build_model(model_name).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     dataset = PerImageCifar(arrays.images, arrays.labels, mean_image(arrays.images))
     loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=workers, drop_last=True,

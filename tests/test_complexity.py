@@ -103,5 +103,5 @@ def test_cli_summary_and_models(capsys) -> None:
     assert cli_main(["models", "--family", "cifar"]) == 0
     table = capsys.readouterr().out
     assert "resnet1202" in table and "19.40M" in table and "vgg16" not in table
-    assert cli_main(["summary", "resnet21"]) == 2
+    assert cli_main(["summary", "resnet21"]) == 1
     assert "valid names" in capsys.readouterr().err

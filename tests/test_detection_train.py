@@ -135,5 +135,5 @@ def test_cli_train_eval_predict(tmp_path, capsys):
         assert 0 <= det["box"][0] <= det["box"][2] <= 96 and 0 <= det["box"][1] <= det["box"][3] <= 48
         assert det["label"] in ("circle", "square", "triangle")
     assert Image.open(tmp_path / "pred" / "img.png").size == (96, 48)
-    assert main(["detect", "train", "--recipe", "voc-resnet101"]) == 2  # VOC needs --data: one-line error
+    assert main(["detect", "train", "--recipe", "voc-resnet101"]) == 1  # VOC needs --data: one-line error
     assert "give --data" in capsys.readouterr().err

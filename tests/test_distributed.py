@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from resnetlab.engine.config import TrainConfig
 from resnetlab.engine.rundir import read_metrics
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -56,3 +57,64 @@ def test_resume_with_a_different_number_of_processes(tmp_path) -> None:
     assert "resumed at 6" in result.stdout
     summary = json.loads((tmp_path / "elastic" / "summary.json").read_text())
     assert summary["iterations"] == 8 and summary["world_size"] == 1
+
+
+def torchrun(tmp_path: Path, argv: list[str], timeout: int = 180) -> subprocess.CompletedProcess:
+    """2 processes under torchrun; ``--tee 3`` prefixes each rank's lines with ``[defaultN]:``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--tee", "3", *argv],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_finished_run_rerun_without_resume_stops_every_rank_with_the_error(tmp_path) -> None:
+    """Rank 0 used to refuse alone: rank 1 went on into its first collective and hung there (or
+    died with a connection traceback when torchrun tore it down). Every rank must refuse."""
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    # What a completed run leaves behind (a config of ours, a summary); no need to train one.
+    (finished / "config.json").write_text(json.dumps(TrainConfig().to_dict()) + "\n")
+    (finished / "summary.json").write_text("{}\n")
+    before = sorted(p.name for p in finished.iterdir())
+    result = torchrun(tmp_path, ["-m", "resnetlab", *COMMON, "--out", str(finished)], timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    for rank in (0, 1):
+        lines = [line for line in output.splitlines() if line.startswith(f"[default{rank}]:")]
+        assert any("already holds a finished run" in line for line in lines), output[-3000:]
+        assert not any("Traceback" in line for line in lines), output[-3000:]
+    assert sorted(p.name for p in finished.iterdir()) == before  # nothing written into it
+
+
+SYNC_COUNT = """
+import json, os, sys
+import torch
+import resnetlab.engine.train as T
+from resnetlab.engine.config import TrainConfig
+from resnetlab.engine.distributed import DistInfo, init, shutdown
+
+calls = []
+reduce = T.all_reduce_sum
+T.all_reduce_sum = lambda tensor, info: calls.append(1) or reduce(tensor, info)
+info = DistInfo.from_env(dict(os.environ))
+init(info, torch.device("cpu"))
+config = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, data="synthetic:640", iterations=24,
+                     batch_size=32, val_size=64, milestones=(20,), log_every=12, eval_every=24,
+                     checkpoint_every=24, precision="fp32", device="cpu")
+result = T.train(config, sys.argv[1], dist_info=info, log=lambda line: None)
+print("SYNC", json.dumps({"rank": info.rank, "calls": len(calls), "status": result.status}))
+shutdown(info)
+"""
+
+
+def test_ddp_loop_syncs_with_the_host_only_at_log_evaluation_and_checkpoint_points(tmp_path) -> None:
+    """The stop flag was all-reduced and read back (``.item()``) every iteration: a host sync per
+    step. 24 iterations logged every 12 must make a handful of reductions, not one per step."""
+    script = tmp_path / "sync_count.py"
+    script.write_text(SYNC_COUNT)
+    result = torchrun(tmp_path, [str(script), str(tmp_path / "run")])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    counts = [json.loads(line.split("SYNC ", 1)[1]) for line in result.stdout.splitlines() if "SYNC " in line]
+    assert sorted(c["rank"] for c in counts) == [0, 1] and all(c["status"] == "completed" for c in counts)
+    # Per log point: the loss/error window and the stop flag; at iteration 24: validation and
+    # test error, the finite-weights check before the checkpoint, the final test error.
+    assert all(c["calls"] == 2 * 2 + 2 + 1 + 1 for c in counts), counts

@@ -93,9 +93,53 @@ def test_step_schedule_and_error_triggered_warmup() -> None:
 
 def test_plateau_schedule_divides_after_patience() -> None:
     s = LRSchedule(TrainConfig(schedule="plateau", plateau_patience=2))
-    for error in (50, 40, 41, 40.5):
-        s.observe_val_error(error)
+    for iteration, error in enumerate((50, 40, 41, 40.5)):
+        s.observe_val_error(error, 1000 * (iteration + 1))
     assert s.lr(0) == pytest.approx(0.01)
+
+
+def test_plateau_schedule_keeps_divisions_apart_and_stops_at_the_papers_count() -> None:
+    """Patience alone divided at every stall: with a noisy validation error that meant several
+    divisions early in the run and no end to them. Evaluations every 5k iterations, no progress."""
+    config = TrainConfig(schedule="plateau", plateau_patience=1, plateau_min_iterations=100_000,
+                         plateau_max_divisions=3, iterations=600_000)
+    s = LRSchedule(config)
+    divided_at = []
+    for iteration in range(5_000, 600_001, 5_000):
+        before = s.lr(iteration)
+        s.observe_val_error(40.0, iteration)  # never better than the first evaluation
+        if s.lr(iteration) < before:
+            divided_at.append(iteration)
+    assert divided_at == [100_000, 200_000, 300_000]  # spaced, from the start too; then no more
+    assert s.lr(600_000) == pytest.approx(0.1 * 0.1**3)
+    # A checkpoint of a run from before these keys: its schedule state loads (spacing from 0).
+    old = {k: v for k, v in s.state_dict().items() if k != "last_division_at"}
+    restored = LRSchedule(config)
+    restored.load_state_dict(old)
+    assert restored.divisions == 3 and restored.last_division_at == 0
+
+
+def test_imagenet_recipes_bound_the_plateau_rule_and_keep_step_as_the_alternative() -> None:
+    c = load_recipe("imagenet-resnet50")
+    assert c.schedule == "plateau" and c.plateau_max_divisions == 3 and c.plateau_min_iterations == 100_000
+    assert c.replace(schedule="step").milestones == (150_000, 300_000, 450_000)  # 30/60/90 epochs
+    # A config.json written before the new keys existed resumes: missing keys take the defaults.
+    from resnetlab.engine.train import _check_resumable
+
+    saved = {k: v for k, v in TrainConfig().to_dict().items() if not k.startswith("plateau_m")}
+    _check_resumable(saved, TrainConfig())
+    assert config_from_dict(saved) == TrainConfig()
+
+
+@pytest.mark.parametrize("key, value", [
+    ("batch_size", 10**9), ("eval_batch_size", 10**7), ("iterations", 10**12), ("workers", 10_000),
+    ("log_every", 10**12), ("crop_size", 100_000), ("seed", 2**64), ("lr", 1e6), ("momentum", 1.5),
+    ("warmup_until_error", 80.0), ("val_size", 10**12),
+])
+def test_config_values_have_upper_bounds_that_name_the_key(key, value) -> None:
+    """A batch of 10^9 used to be accepted and fail deep inside torch."""
+    with pytest.raises(ValueError, match=rf"^--set: {key} must be at most"):
+        apply_overrides(TrainConfig(), [f"{key}={value}"])
 
 
 def test_random_crop_flip_matches_per_image_reference() -> None:

@@ -81,3 +81,19 @@ def test_unreadable_training_image_fails_or_is_skipped(tmp_path, jpeg_tree) -> N
         assert any("broken.JPEG" in line for line in result.summary["skipped_images"])
     finally:
         bad.unlink()
+
+
+def test_unreadable_evaluation_image_fails_or_is_counted(tmp_path, jpeg_tree) -> None:
+    """The evaluator used to drop unreadable files silently, so the reported error was computed
+    on fewer images than the split holds without a word."""
+    bad = jpeg_tree / "val" / "n01443537" / "broken.JPEG"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    try:
+        with pytest.raises(ValueError, match="broken.JPEG"):
+            train(tiny(jpeg_tree), tmp_path / "fail", log=lambda line: None)
+        result = train(tiny(jpeg_tree, on_error="skip"), tmp_path / "skip", log=lambda line: None)
+        assert result.summary["test_images"] == 9  # 3 classes x 3 readable images
+        assert [line.split(":")[0] for line in result.summary["skipped_eval_images"]] == [str(bad)]
+        assert result.summary["test_loss"] is None  # 1-crop testing measures no loss: not an error
+    finally:
+        bad.unlink()

@@ -134,7 +134,7 @@ def test_cli_json_reports_per_file_errors_and_exit_status(run, folder, capsys):
 def test_cli_missing_file_is_an_entry_and_missing_checkpoint_an_error(run, tmp_path, capsys):
     assert main(["predict", str(run[0]), str(tmp_path / "nope.png")]) == 1
     assert "No such file" in capsys.readouterr().out
-    assert main(["predict", str(tmp_path / "nothing"), str(tmp_path)]) == 2
+    assert main(["predict", str(tmp_path / "nothing"), str(tmp_path)]) == 1
     assert "no checkpoint at" in capsys.readouterr().err
 
 

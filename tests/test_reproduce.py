@@ -174,9 +174,14 @@ def test_cli_plot_readme_and_errors(suites_out, tmp_path, capsys):
     text = readme.read_text()
     assert "STALE-BLOCK" not in text and text.endswith("<!-- reproduce:end -->\ntail\n")
     assert "resnetlab reproduce table6 --data synthetic:512 --budget 0.0005 --seeds 2" in text
-    assert main(["reproduce", "table6", "--models", "plain20", "--out", str(tmp_path)]) == 2
+    assert main(["reproduce", "table6", "--models", "plain20", "--out", str(tmp_path)]) == 1
     assert "plain20 not part of suite table6" in capsys.readouterr().err
-    assert main(["plot", str(tmp_path / "nope"), "--out", str(png)]) == 2
+    assert main(["plot", str(tmp_path / "nope"), "--out", str(tmp_path / "other.png")]) == 1
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "other.png").exists()
+    before = png.read_bytes()
+    assert main(["plot", *runs, "--out", str(png)]) == 1  # an existing file needs --overwrite
+    assert "--overwrite" in capsys.readouterr().err and png.read_bytes() == before
+    assert main(["plot", *runs, "--out", str(png), "--overwrite"]) == 0
 
 
 def test_cli_no_train_reports_what_is_there(tmp_path):

@@ -119,7 +119,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
         (["train", "--set", "batch_size=-3"], "batch_size"),
     ]
     for argv, fragment in cases:
-        assert cli_main(argv) == 2
+        assert cli_main(argv) == 1
         err = capsys.readouterr().err.strip()
         assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resnetlab._optional import torchvision_ops
 from resnetlab.models import build_model, load_weights, save_weights
 from resnetlab.models.interop import WeightsMismatchError
 
@@ -37,11 +38,10 @@ def test_mismatch_lists_missing_unexpected_and_misshaped_keys(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
 def test_torchvision_state_dict_loads_strictly_with_the_same_outputs(name: str) -> None:
-    """Runs where torchvision imports (e.g. a GPU machine); its CPU build fails to load here."""
-    try:
-        models = pytest.importorskip("torchvision.models")
-    except Exception as error:  # torchvision installed but its compiled ops do not load
-        pytest.skip(f"torchvision unusable: {error}")
+    """Runs where torchvision works (e.g. a GPU machine); skipped where it is absent or broken."""
+    if torchvision_ops() is None:
+        pytest.skip("torchvision not installed or unusable")
+    import torchvision.models as models
     torch.manual_seed(0)
     reference = getattr(models, name)(weights=None).eval()
     ours = build_model(name, stride_on="3x3").eval()

@@ -149,6 +149,12 @@ class _Job:
     process: subprocess.Popen
     lock: int
     log_file: object
+    stopping: bool = False  # SIGTERM sent: a second one would abort the run before its checkpoint
+
+    def stop(self) -> None:
+        if not self.stopping and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.stopping = True
 
 
 def _try_lock(run_dir: Path) -> int | None:
@@ -164,21 +170,26 @@ def _try_lock(run_dir: Path) -> int | None:
 
 def continue_campaign(
     campaign: Campaign, out: Path, data: str | None, *, jobs: int = 1, threads: int | None = None,
-    only: tuple[str, ...] = (), log: Callable[[str], None] = print,
+    wait_policy: str | None = None, only: tuple[str, ...] = (), log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False, python: str = sys.executable, poll: float = 1.0,
 ) -> str:
-    """Train every unfinished run (``only``: these names), ``jobs`` at a time; returns
-    ``"finished"`` (every selected run done), ``"interrupted"`` or ``"failed"``."""
+    """Train every unfinished run (``only``: these names), ``jobs`` at a time, each with ``threads``
+    threads (default: the available cores / ``jobs``) and the OpenMP ``wait_policy``
+    (``engine.threads``); returns ``"finished"`` (every selected run done), ``"interrupted"`` or
+    ``"failed"``."""
     from ..engine.rundir import git_revision
+    from ..engine.threads import available_cores, policy_environ, policy_environment
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    if wait_policy is not None:
+        policy_environment(wait_policy)  # a bad policy is an error now, not at the first run
     out = Path(out)
     for name in only:
         campaign.run(name)  # unknown names are errors naming the valid ones
     prepare_folder(campaign, out, data)
     record = CampaignLog(out)
-    per_job = threads or max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) // jobs)
+    per_job = threads or max(1, available_cores() // jobs)
     queue = [r for r in campaign.runs if (not only or r.name in only) and run_state(out / r.name) != "finished"]
     for planned in campaign.runs:  # finished before a crash, not yet finalized
         if run_state(out / planned.name) == "finished":
@@ -198,21 +209,21 @@ def continue_campaign(
                     continue
                 resume = (run_dir / "checkpoints" / "last.pt").is_file()
                 args = planned.train_args(data, run_dir) + (["--resume"] if resume else [])
-                env = {**os.environ, "OMP_NUM_THREADS": str(per_job)}
+                # The OpenMP wait policy is read when torch starts: it travels in the environment.
+                env = {**(policy_environ(wait_policy) if wait_policy else os.environ), "OMP_NUM_THREADS": str(per_job)}
                 log(f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "
                     f"resnetlab {shlex.join(args)}")
                 iteration = _checkpoint_iteration(run_dir) if resume else 0
                 record.write("resume" if resume else "start", run=planned.name, iteration=iteration,
                              git_revision=revision, host=host_description(), threads=per_job, jobs=jobs,
-                             load=load_average())
+                             wait_policy=wait_policy or "default", load=load_average())
                 log_file = open(run_dir / "train.log", "a")
                 process = subprocess.Popen([python, "-m", "resnetlab", *args], env=env, stdout=log_file,
                                            stderr=subprocess.STDOUT, pass_fds=(fd,))
                 running.append(_Job(planned, process, fd, log_file))
-            if should_stop() and running:
+            if should_stop():
                 for job in running:
-                    if job.process.poll() is None:
-                        job.process.send_signal(signal.SIGTERM)
+                    job.stop()
             time.sleep(poll)
             if time.monotonic() - last_sample >= LOAD_SAMPLE_SECONDS and running:
                 last_sample = time.monotonic()
@@ -224,8 +235,7 @@ def continue_campaign(
                 break
     finally:
         for job in running:  # the runner itself is going away: let each run checkpoint and stop
-            if job.process.poll() is None:
-                job.process.send_signal(signal.SIGTERM)
+            job.stop()
         for job in running:
             job.process.wait()
             _finish(job, out, record, log)

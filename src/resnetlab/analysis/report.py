@@ -139,8 +139,13 @@ def deviation_lines(specs: list[RunSpec], out: Path, data: str | None, budget: f
                      "higher test errors.")
     precisions = sorted({r.get("precision") for r in summaries + metas} - {"fp32", None})
     if precisions:
-        lines.append(f"Convolutions run in {'/'.join(precisions)} autocast (weights, optimiser and loss in "
-                     f"fp32); the paper trained in fp32.")
+        # What torch.autocast really covers (checked on the CPU): the convolutions, batch norm's
+        # arithmetic, ReLU, the shortcut additions, pooling and the classifier all compute in the
+        # low precision; parameters, BN running statistics, the optimiser and the loss stay fp32.
+        lines.append(f"Forward and backward passes run under {'/'.join(precisions)} autocast: convolutions, batch "
+                     f"norm, ReLU, the shortcut additions, pooling and the classifier compute in "
+                     f"{'/'.join(precisions)}, while weights, BN running statistics, the optimiser and the loss "
+                     f"are fp32; the paper trained in fp32. Reported test errors are computed in fp32.")
     held_out = sorted({(m.get("train_images"), m.get("val_images")) for m in metas if m.get("val_images")})
     if held_out:
         split = ", ".join(f"{t:,}/{v:,}" for t, v in held_out)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from ..data.images import decode_image
 from ..detection.config import list_recipes, load_recipe, parse_overrides
 from ..detection.pipeline import build_dataset, draw_detections, evaluate_detector, load_detector
 from ..detection.train import train_detector
+from ..inference.export import refuse_existing, staged_output
+from ..inference.loading import check_checkpoint_file
+from . import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", default=None, help="run directory (default runs/detect-<recipe>)")
     t.add_argument("--iterations", type=int, help="override the recipe's iterations")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key")
+    t.add_argument("--overwrite", action="store_true", help="replace a previous detection run in --out")
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="VOC mAP@0.5 and COCO AP of a checkpoint on its recipe's test set")
@@ -35,7 +40,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("images", nargs="+", help="image files")
     d.add_argument("--out", default="detections", help="folder for <name>.json and <name>.png")
     d.add_argument("--threshold", type=float, default=0.5, help="lowest score drawn and written")
+    d.add_argument("--overwrite", action="store_true", help="replace existing <name>.json/.png in --out")
     d.set_defaults(func=run_predict)
+
+
+def _is_detection_run(out: Path) -> bool:
+    """Only what ``train_detector`` writes, with a detection config: safe to replace."""
+    from dataclasses import fields
+
+    from ..detection.config import DetectionConfig
+
+    for entry in out.iterdir():
+        if entry.is_symlink():
+            return False
+        if entry.is_file() and entry.name in ("config.json", "metrics.jsonl", "results.json"):
+            continue
+        if entry.is_dir() and entry.name == "checkpoints" and all(
+                f.is_file() and not f.is_symlink() and (f.suffix == ".pt" or f.name.endswith(".tmp"))
+                for f in entry.iterdir()):
+            continue
+        return False
+    try:
+        recorded = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and bool(recorded) and set(recorded) <= {f.name for f in fields(DetectionConfig)}
+
+
+def prepare_train_out(out: Path, overwrite: bool) -> None:
+    """A detection run starts in a new or empty folder (its metrics file is appended to), or
+    replaces a previous detection run when asked; anything else is refused."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory; choose another --out")
+    if not any(out.iterdir()):
+        return
+    if not _is_detection_run(out):
+        raise UserError(f"{out} is not empty and is not a detection run; choose another --out")
+    if not overwrite:
+        raise UserError(f"{out} holds a previous detection run; pass --overwrite to replace it, or choose another --out")
+    shutil.rmtree(out)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -46,33 +91,62 @@ def run_train(args: argparse.Namespace) -> int:
     if config.dataset != "synthetic" and args.data is None:
         raise ValueError(f"recipe {config.name} trains on {config.dataset}: give --data DIR")
     out = Path(args.out or f"runs/detect-{config.name}")
+    prepare_train_out(out, args.overwrite)
     results = train_detector(config, args.data, out)
     print(json.dumps({k: v for k, v in results.items() if k != "ap50_per_class"}))
     print(f"run directory: {out}")
     return 0
 
 
+def _load_detector(path: str):
+    """``load_detector`` after a one-line check that the file is a readable checkpoint at all."""
+    if Path(path).is_file():
+        check_checkpoint_file(path)
+    return load_detector(path)
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    detector = load_detector(args.checkpoint)
+    detector = _load_detector(args.checkpoint)
     dataset = build_dataset(detector.config, args.data, train=False)
     results = evaluate_detector(detector, dataset, args.limit)
     print(json.dumps(results))
     return 0
 
 
+def _prediction_outputs(images: list[str], out: Path, overwrite: bool) -> list[tuple[Path, Path]]:
+    """``<stem>.json`` and ``<stem>.png`` per image, checked before any work: two images with one
+    stem, an output that is an input image, or (without ``overwrite``) an existing file are refused."""
+    outputs, seen = [], {}
+    inputs = {Path(p).resolve() for p in images}
+    for path in images:
+        stem = Path(path).stem
+        if stem in seen:
+            raise UserError(f"{seen[stem]} and {path} would both write {out / stem}.json; predict them separately")
+        seen[stem] = path
+        pair = (out / f"{stem}.json", out / f"{stem}.png")
+        for target in pair:
+            if target.resolve() in inputs:
+                raise UserError(f"{target} is an input image and would be overwritten; choose another --out")
+            refuse_existing(target, overwrite)
+        outputs.append(pair)
+    return outputs
+
+
 def run_predict(args: argparse.Namespace) -> int:
-    detector = load_detector(args.checkpoint)
     out = Path(args.out)
+    outputs = _prediction_outputs(args.images, out, args.overwrite)
+    detector = _load_detector(args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
+    for path, (json_path, png_path) in zip(args.images, outputs):
         image = decode_image(path)
         det = detector.predict([image])[0]
         keep = det["scores"] >= args.threshold
         rows = [{"box": [round(v, 2) for v in box], "score": round(score, 4), "label": detector.classes[label - 1]}
                 for box, score, label in zip(det["boxes"][keep].tolist(), det["scores"][keep].tolist(),
                                              det["labels"][keep].tolist())]
-        stem = Path(path).stem
-        (out / f"{stem}.json").write_text(json.dumps({"image": str(path), "detections": rows}, indent=2) + "\n")
-        draw_detections(image, det, detector.classes, args.threshold).save(out / f"{stem}.png")
-        print(f"{path}: {len(rows)} objects -> {out / stem}.json, .png")
+        with staged_output(json_path, overwrite=args.overwrite) as tmp:
+            tmp.write_text(json.dumps({"image": str(path), "detections": rows}, indent=2) + "\n")
+        with staged_output(png_path, overwrite=args.overwrite) as tmp:
+            draw_detections(image, det, detector.classes, args.threshold).save(tmp)
+        print(f"{path}: {len(rows)} objects -> {json_path}, .png")
     return 0

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..engine.protocols import MULTISCALE_SIZES, PROTOCOLS, evaluate_checkpoints
+from ..inference.loading import check_checkpoint_file
+from . import check_device
 
 
 def _scales(text: str) -> tuple[int, ...]:
@@ -47,6 +50,10 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be positive, got {args.limit}")
+    check_device(args.device)
+    for checkpoint in map(Path, args.checkpoints):  # one clear line for a text, empty or truncated file
+        if checkpoint.is_file() and checkpoint.suffix != ".safetensors":
+            check_checkpoint_file(checkpoint)
     report = evaluate_checkpoints(
         args.checkpoints,
         args.data,

@@ -53,7 +53,22 @@ def summary_row(name: str, input_size: int | None = None, **options) -> dict:
     }
 
 
+# The smallest side each family's layers can reduce without an empty feature map (VGG: five 2x2
+# max-pools), and a largest one that keeps the measuring forward pass within memory.
+MIN_INPUT_SIZE = {"vgg": 32}
+MAX_INPUT_SIZE = 4096
+
+
+def check_input_size(name: str, size: int | None) -> None:
+    if size is None:
+        return
+    low = MIN_INPUT_SIZE.get(model_info(name).family, 1)
+    if not low <= size <= MAX_INPUT_SIZE:
+        raise ValueError(f"--input-size must be between {low} and {MAX_INPUT_SIZE} for {name}, got {size}")
+
+
 def run_summary(args: argparse.Namespace) -> int:
+    check_input_size(args.model, args.input_size)
     row = summary_row(args.model, args.input_size, **parse_options(args.option))
     if args.json:
         print(json.dumps(row))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from . import UserError, check_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-images", nargs="+", default=[], metavar="IMAGE_OR_DIR",
                    help="real images to verify on (default: the built-in dataset's test images, if any)")
     p.add_argument("--rtol", type=float, default=1e-4, help="logit tolerance relative to the logit scale")
+    p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=run_export)
 
     p = subparsers.add_parser("weights", help="import/export weights in the torchvision/timm ResNet layout")
@@ -41,17 +45,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--classes", help="text file with one class name per line")
     q.add_argument("--non-strict", action="store_true", help="accept missing/unexpected keys (never mis-shaped)")
     q.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    q.add_argument("--overwrite", "--force", action="store_true", help="replace an existing --out file")
     q.set_defaults(func=run_weights_import)
     q = actions.add_parser("export", help="checkpoint -> bare state dict (.pt or .safetensors)")
     q.add_argument("checkpoint", help="run directory, .pt checkpoint or .safetensors")
     q.add_argument("--out", required=True, help=".pt, .pth or .safetensors")
+    q.add_argument("--overwrite", "--force", action="store_true", help="replace an existing --out file")
     q.set_defaults(func=run_weights_export)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..inference import load_any, predict
 
-    loaded = load_any(args.checkpoint, device=args.device)
+    loaded = load_any(args.checkpoint, device=check_device(args.device))
     results = predict(loaded, args.inputs, topk=args.topk, batch_size=args.batch_size)
     if not results:
         raise ValueError("no image files found in " + ", ".join(args.inputs))
@@ -79,15 +85,37 @@ def _real_images(args: argparse.Namespace, loaded):
     return dataset_images()
 
 
+def _require(modules: list[str]) -> None:
+    """Name the missing optional packages before any work, not after a 30-line traceback."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"ONNX export needs {', '.join(missing)}: pip install 'resnetlab[export]'")
+
+
 def run_export(args: argparse.Namespace) -> int:
     from ..inference import Tolerance, export_verified, load_any
+    from ..inference.export import refuse_existing
+    from ..inference.verification import ExportVerificationError
 
+    if args.format == "safetensors" and Path(args.out).suffix != ".safetensors":
+        raise ValueError(f"safetensors output must end in .safetensors, got {Path(args.out).name}")
+    refuse_existing(args.out, args.overwrite)  # before minutes of exporting, not after
+    if args.format == "onnx":
+        _require(["onnx", "onnxruntime"] + (["onnxscript"] if args.exporter == "dynamo" else []))
     loaded = load_any(args.checkpoint)
     real = _real_images(args, loaded)
-    report = export_verified(
-        loaded, args.format, args.out, opset=args.opset, include_preprocess=args.include_preprocess,
-        exporter=args.exporter, real_images=real, tolerance=Tolerance(args.rtol),
-    )
+    # Exported and verified under a temporary name: a failed check removes that file only.
+    try:
+        report = export_verified(
+            loaded, args.format, args.out, opset=args.opset, include_preprocess=args.include_preprocess,
+            exporter=args.exporter, real_images=real, tolerance=Tolerance(args.rtol), overwrite=args.overwrite,
+        )
+    except ExportVerificationError as error:
+        failed = [line.strip() for line in str(error).splitlines() if line.endswith("FAILED")]
+        raise UserError(f"the exported model disagrees with PyTorch ({'; '.join(failed)}); "
+                        f"{args.out} was not written") from None
     print(f"wrote {args.out}")
     print(report.describe())
     if real is None:
@@ -101,7 +129,7 @@ def run_weights_import(args: argparse.Namespace) -> int:
 
     classes = read_class_names(args.classes) if args.classes else None
     result = import_weights(args.src, args.model, args.out, stride_on=args.stride_on, classes=classes,
-                            strict=not args.non_strict)
+                            strict=not args.non_strict, overwrite=args.overwrite)
     print(f"wrote {result.path} ({args.model}, options {json.dumps(result.options)}, ImageNet preprocessing)")
     print(result.report.describe())
     if result.filled:
@@ -112,5 +140,5 @@ def run_weights_import(args: argparse.Namespace) -> int:
 def run_weights_export(args: argparse.Namespace) -> int:
     from ..inference import export_weights
 
-    print(f"wrote {export_weights(args.checkpoint, args.out)}")
+    print(f"wrote {export_weights(args.checkpoint, args.out, overwrite=args.overwrite)}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -28,19 +29,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]")
     p.add_argument("--cache-dir", type=Path, help="decoded-dataset cache (default: ~/.cache/resnetlab)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("recipes", help="list the shipped training recipes")
     p.set_defaults(func=run_recipes)
 
     p = subparsers.add_parser("demo", help="train ResNet-20 on the built-in synthetic set (about two minutes on 2 cores)")
-    p.add_argument("--out", default="runs/demo", help="run directory (replaced on each demo)")
+    p.add_argument("--out", default="runs/demo",
+                   help="run directory (default runs/demo); a previous demo run there is replaced, "
+                        "any other non-empty directory is refused")
     p.set_defaults(func=run_demo)
 
 
 def resolve_config(args: argparse.Namespace):
     from ..engine.config import apply_overrides, load_recipe
 
+    recipe = Path(args.recipe)
+    if recipe.suffix == ".toml" and recipe.is_file():
+        try:
+            recipe.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # name the file: the decoder's message does not
+            raise UserError(f"recipe {recipe} is not a UTF-8 text (TOML) file") from None
     config = load_recipe(args.recipe)
     if args.budget is not None:
         config = config.scaled(args.budget)
@@ -85,8 +95,19 @@ def run_train(args: argparse.Namespace) -> int:
     from ..engine.train import TrainingDiverged, resolve_device, train
 
     config = resolve_config(args)
+    if args.threads is not None:
+        from ..engine.threads import configure_threads
+
+        configure_threads(args.threads)
     recipe_name = Path(args.recipe).stem
     out = Path(args.out or f"runs/{recipe_name}")
+    # Before init(): every rank checks the directory before any rank has written to it.
+    if not args.resume:
+        check_fresh_out(out)
+    elif (out / "checkpoints" / "last.pt").is_file():
+        from ..inference.loading import check_checkpoint_file
+
+        check_checkpoint_file(out / "checkpoints" / "last.pt")  # one line for a damaged checkpoint
     dist_info = DistInfo.from_env(dict(os.environ))
     init(dist_info, resolve_device(config.device))
     stop = StopFlag()
@@ -116,13 +137,91 @@ def run_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+# What ``train`` writes into a run directory (see engine/rundir.py); only these are ever replaced.
+RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "summary.json")
+RUN_FOLDERS = ("checkpoints", "tb")
+
+
+def _is_temporary(name: str) -> bool:
+    """An atomic-write leftover of ours (``.config.json.tmp``, ``.last.pt.<pid>.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _holds_run_config(out: Path) -> bool:
+    """Whether ``out/config.json`` is a resnetlab training config (not some other program's)."""
+    from ..engine.config import FIELD_NAMES
+
+    try:
+        values = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(values, dict) and bool(values) and set(values) <= set(FIELD_NAMES)
+
+
+def check_fresh_out(out: Path) -> None:
+    """Refuse to start a run where it would overwrite what is not a run, or lose an unfinished one."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory; choose another --out")
+    if (out / "checkpoints" / "last.pt").is_file() and not (out / "summary.json").exists():
+        raise UserError(f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out")
+    ours = [name for name in RUN_FILES + RUN_FOLDERS if (out / name).exists()]
+    if ours and not _holds_run_config(out):
+        raise UserError(f"{out} holds {', '.join(ours)} that are not from a resnetlab run and would be "
+                        "overwritten; choose another --out")
+
+
+def _is_demo_run(out: Path) -> bool:
+    """Everything in ``out`` is what a demo run writes, and its config is the demo recipe's."""
+    from ..engine.config import load_recipe
+
+    for entry in out.iterdir():
+        name = entry.name
+        if entry.is_symlink():
+            return False
+        if entry.is_file() and (name in RUN_FILES or _is_temporary(name)):
+            continue
+        if entry.is_dir() and name == "checkpoints" and all(
+                f.is_file() and not f.is_symlink() and (f.suffix == ".pt" or _is_temporary(f.name))
+                for f in entry.iterdir()):
+            continue
+        if entry.is_dir() and name == "tb" and all(
+                f.is_file() and not f.is_symlink() and f.name.startswith("events.out.tfevents.")
+                for f in entry.iterdir()):
+            continue
+        return False
+    try:
+        recorded = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    # Compared as JSON, the form config.json is written in (tuples become lists). A key that an
+    # older version did not record yet is not a difference (fields are only ever added).
+    demo = json.loads(json.dumps(load_recipe("demo").to_dict(), default=str))
+    return (isinstance(recorded, dict) and bool(recorded) and set(recorded) <= set(demo)
+            and all(recorded[key] == demo[key] for key in recorded))
+
+
+def prepare_demo_out(out: Path) -> None:
+    """Make ``out`` ready for a demo: replace a previous demo run, never anything else."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory; choose another --out")
+    if not any(out.iterdir()):
+        return
+    if not _is_demo_run(out):
+        raise UserError(f"{out} is not empty and is not a previous demo run; remove it yourself "
+                        "or choose another --out")
+    shutil.rmtree(out)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from ..engine.config import load_recipe
     from ..engine.train import train
 
     out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
+    prepare_demo_out(out)
     config = load_recipe("demo")
     print("resnetlab demo: ResNet-20 (He et al. 2016, Sec. 4.2) on the built-in synthetic 10-class set,")
     print(f"the paper's recipe on a {config.iterations}-iteration budget (lr 0.1, /10 at {list(config.milestones)}).\n")

@@ -82,11 +82,13 @@ def resolve_dataset(spec: str | Path | None) -> DatasetSource:
 
 def load_dataset(
     spec: str | Path | None, split: str, *, cache_dir: Path | None = None, seed: int = 0,
+    on_error: str = "fail", skipped: list[tuple[str, str]] | None = None,
 ) -> ImageArrays:
     """Load one split (``"train"`` or ``"test"``) of the dataset a spec names.
 
     ``seed`` picks the synthetic set's images (keep the default 0 so runs share one dataset; it
-    is not the training seed). ``cache_dir`` caches decoded image folders.
+    is not the training seed). ``cache_dir`` caches decoded image folders. ``on_error`` and
+    ``skipped``: unreadable files of an image folder (see ``load_image_folder``).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -94,7 +96,7 @@ def load_dataset(
     if source.kind == "synthetic":
         return synthetic_split(split, source.n_train if split == "train" else DEFAULT_TEST, seed)
     if source.kind == "folder":
-        return load_image_folder(source.path, split, cache_dir=cache_dir)
+        return load_image_folder(source.path, split, cache_dir=cache_dir, on_error=on_error, skipped=skipped)
     return load_cifar(source.path, split, source.kind)
 
 

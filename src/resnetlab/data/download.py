@@ -8,6 +8,7 @@ visible to ``load_cifar``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -159,7 +160,8 @@ def download_cifar(
     """Download, verify and extract one official CIFAR archive; returns the extracted folder.
 
     Nothing is fetched when the folder already exists, and an archive already at
-    ``root/<filename>`` with the right md5 is extracted without the network. ``url``/``md5``
+    ``root/<filename>`` with the right md5 is extracted without the network; one with another md5
+    is left alone and refused (it may be the user's own file). ``url``/``md5``
     override the official location and checksum (tests serve a generated archive locally).
     """
     if name not in NAMES:
@@ -172,13 +174,27 @@ def download_cifar(
     url = url or archive.url
     md5 = (md5 or archive.md5).lower()
     root = Path(root)
+    for folder in (root, *root.parents):  # the first existing one must be a folder, not a file
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder; give a folder as --root", str(folder))
+            break
     root.mkdir(parents=True, exist_ok=True)
     target = root / archive.folder
     if target.is_dir():
         return target
+    if target.exists():
+        raise FileExistsError(errno.EEXIST, f"is in the way of the dataset folder {archive.folder}/; move it away",
+                              str(target))
     archive_path = root / archive.filename
-    if archive_path.exists() and file_md5(archive_path) != md5:
-        archive_path.unlink()  # a stale or damaged copy: fetch it again
+    if archive_path.exists():
+        # We only ever put a verified archive under this name (downloads go to .part first), so a
+        # mismatch is someone's own file: never delete it.
+        got = file_md5(archive_path)
+        if got != md5:
+            raise ValueError(
+                f"{archive_path} is already there with md5 {got}, not the expected {md5}; "
+                "move it away (or delete it) to download a fresh copy, or pass --md5 if it is the archive you mean")
     if not archive_path.exists():
         part = archive_path.with_name(archive_path.name + ".part")
         try:

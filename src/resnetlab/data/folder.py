@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .arrays import ImageArrays
-from .images import decode_image, is_image_file
+from .images import ImageDecodeError, decode_image, is_image_file
 
 SPLITS = ("train", "test")
 CACHE_VERSION = 1  # bump when the cache file's content changes
@@ -56,13 +56,22 @@ def listing_key(root: Path, split: str, entries: list[tuple[str, int, int, int]]
     return digest.hexdigest()[:20]
 
 
-def _decode_chunk(paths: list[str]) -> np.ndarray:
-    """Decode a run of files into one ``[n, 3, H, W]`` array (raises on a size mismatch)."""
-    arrays = [decode_image(p).numpy() for p in paths]
+def _decode_chunk(paths: list[str], on_error: str = "fail") -> tuple[np.ndarray | None, list[tuple[str, str]]]:
+    """Decode a run of files into one ``[n, 3, H, W]`` array (raises on a size mismatch) and the
+    ``(path, reason)`` of each unreadable file. Errors are returned, not raised, so that they
+    cross back from a worker process intact; ``on_error="fail"`` stops at the first one."""
+    arrays, errors = [], []
+    for p in paths:
+        try:
+            arrays.append(decode_image(p).numpy())
+        except ImageDecodeError as error:
+            errors.append((error.path, error.reason))
+            if on_error == "fail":
+                break
     for path, array in zip(paths, arrays):
         if array.shape != arrays[0].shape:
             raise _size_error(paths[0], arrays[0].shape, path, array.shape)
-    return np.stack(arrays)
+    return (np.stack(arrays) if arrays else None), errors
 
 
 def _size_error(path_a: str, shape_a: tuple, path_b: str, shape_b: tuple) -> ValueError:
@@ -77,23 +86,41 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def decode_files(paths: list[str], workers: int) -> np.ndarray:
-    """Decode every file, in order, across ``workers`` processes; all must share one size."""
+def decode_files(paths: list[str], workers: int, *, on_error: str = "fail",
+                 skipped: list[tuple[str, str]] | None = None) -> np.ndarray:
+    """Decode every file, in order, across ``workers`` processes; all must share one size.
+
+    An unreadable file raises ``ImageDecodeError`` naming it (``on_error="fail"``), or is left out
+    and its ``(path, reason)`` appended to ``skipped`` (``"skip"``): the rows are then the readable
+    files, in order.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     if not paths:
         raise ValueError("no image files to decode")
     if workers <= 1 or len(paths) < MIN_PARALLEL_FILES:
-        chunks = [_decode_chunk(paths)]
+        runs = [paths]
+        results = [_decode_chunk(paths, on_error)]
     else:
         size = max(256, len(paths) // (workers * 8))
         runs = [paths[i:i + size] for i in range(0, len(paths), size)]
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            chunks = list(pool.map(_decode_chunk, runs))
-    at = 0
-    for chunk in chunks:
-        if chunk.shape[1:] != chunks[0].shape[1:]:
-            raise _size_error(paths[0], chunks[0].shape[1:], paths[at], chunk.shape[1:])
-        at += len(chunk)
-    return np.concatenate(chunks)
+            results = list(pool.map(_decode_chunk, runs, [on_error] * len(runs)))
+    errors = [e for _, chunk_errors in results for e in chunk_errors]
+    if errors and on_error == "fail":
+        raise ImageDecodeError(*errors[0])
+    if skipped is not None:
+        skipped.extend(errors)
+    bad = {path for path, _ in errors}
+    # Each decoded chunk with the first file it holds (for the size-mismatch message).
+    chunks = [(chunk, next(p for p in run if p not in bad)) for run, (chunk, _) in zip(runs, results) if chunk is not None]
+    if not chunks:
+        raise ValueError(f"none of the {len(paths)} image files could be read ({errors[0][0]}: {errors[0][1]})")
+    first, first_path = chunks[0]
+    for chunk, path in chunks:
+        if chunk.shape[1:] != first.shape[1:]:
+            raise _size_error(first_path, first.shape[1:], path, chunk.shape[1:])
+    return np.concatenate([chunk for chunk, _ in chunks])
 
 
 def _write_cache(path: Path, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> None:
@@ -123,11 +150,16 @@ def load_image_folder(
     *,
     cache_dir: Path | None = None,
     workers: int = 2,
+    on_error: str = "fail",
+    skipped: list[tuple[str, str]] | None = None,
 ) -> ImageArrays:
     """Decode ``root/split/<class>/*`` into uint8 arrays; classes are the sorted folder names.
 
     ``cache_dir``: keep the decoded split there and reuse it while the folder is unchanged.
     ``workers``: decoding processes (1 = decode in this process).
+    ``on_error``: an unreadable file raises ``ImageDecodeError`` naming it (``"fail"``), or is
+    left out and its ``(path, reason)`` appended to ``skipped`` (``"skip"``), every one of them,
+    not just the first.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -149,8 +181,15 @@ def load_image_folder(
             cached = _read_cache(cache_path)
             if cached is not None:
                 return cached
-    images = decode_files([str(split_dir / rel) for rel, *_ in entries], workers)
-    labels = np.array([e[3] for e in entries], dtype=np.int64)
-    if cache_path is not None:
+    paths = [str(split_dir / rel) for rel, *_ in entries]
+    errors: list[tuple[str, str]] = []
+    images = decode_files(paths, workers, on_error=on_error, skipped=errors)
+    bad = {path for path, _ in errors}
+    labels = np.array([e[3] for e, path in zip(entries, paths) if path not in bad], dtype=np.int64)
+    if skipped is not None:
+        skipped.extend(errors)
+    # Not cached with files left out: the cache key is the listing, and a later "fail" run of the
+    # same listing must still see (and name) the unreadable files.
+    if cache_path is not None and not errors:
         _write_cache(cache_path, images, labels, classes)
     return ImageArrays(torch.from_numpy(images), torch.from_numpy(labels), classes)

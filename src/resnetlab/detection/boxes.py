@@ -10,35 +10,23 @@ Every operation runs on CPU without torchvision. Where ``torchvision.ops`` impor
 
 from __future__ import annotations
 
-import functools
 import math
-from types import ModuleType
 
 import numpy as np
 import torch
+
+from .._optional import torchvision_ops
 
 IMPLS = ("auto", "torch", "torchvision")
 # Box deltas are clamped before exp() so a wild regression cannot overflow (log(1000 / 16)).
 BBOX_CLIP = math.log(1000.0 / 16)
 
 
-@functools.lru_cache(maxsize=1)
-def torchvision_ops() -> ModuleType | None:
-    """``torchvision.ops`` when it imports and works, else None (the CPU machines here)."""
-    try:
-        import torchvision.ops as ops  # noqa: PLC0415 (optional, heavy)
-
-        ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)  # a broken build fails here, not later
-        return ops
-    except Exception:  # ImportError, or an operator library that does not match torch
-        return None
-
-
 def use_torchvision(impl: str) -> bool:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "torchvision" and torchvision_ops() is None:
-        raise ValueError("impl='torchvision' requested but torchvision.ops is not importable")
+        raise ValueError("impl='torchvision' requested but torchvision.ops is not installed or unusable")
     return impl == "torchvision" or (impl == "auto" and torchvision_ops() is not None)
 
 

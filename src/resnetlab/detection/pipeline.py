@@ -9,8 +9,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..engine.checkpoint import load_checkpoint, load_model, resolve_checkpoint
-from ..models import build_model, load_weights
-from ..models.interop import load_state_dict
+from ..data.imagenet_augment import IMAGENET_MEAN, IMAGENET_STD
+from ..models import build_model, model_info
+from ..models.interop import load_state_dict, read_state_dict, strip_prefixes
 from .config import DetectionConfig, config_from_dict
 from .datasets import (
     COCODetection, ConcatDetection, Sample, SyntheticDetection, VOCDetection, batch_images, resize_sample,
@@ -22,26 +23,79 @@ from .rpn import RPNSettings
 CHECKPOINT_KIND = "faster_rcnn_c4"
 
 
-def _backbone(config: DetectionConfig) -> tuple[torch.nn.Module, tuple | None, tuple | None]:
-    """The ResNet with its pre-trained weights, and the checkpoint's pixel mean/std if it has them."""
-    backbone = build_model(config.backbone)
-    if not config.weights:
-        return backbone, None, None
+def _backbone(config: DetectionConfig, options: dict | None = None) -> tuple[torch.nn.Module, tuple | None, tuple | None, dict]:
+    """The ResNet with its pre-trained weights, the pixel mean/std those weights expect (None:
+    unknown, the recipe's apply) and the ``build_model`` options it was built with.
+
+    ``options`` (a saved detector's) are used as they are. Otherwise they come with the weights:
+    a resnetlab checkpoint or ``.safetensors`` file records them; a bare state dict cannot, and is
+    read as what such files nearly always are, torchvision/timm weights: "v1.5" bottlenecks
+    (stride on the 3x3, see ``models/interop.py``) trained on inputs normalised by the ImageNet
+    mean and std. Without that std a frozen-BN backbone sees inputs ~4.4x too large.
+    """
+    if options is not None or not config.weights:
+        return build_model(config.backbone, **(options or {})), None, None, dict(options or {})
     path = Path(config.weights)
-    if path.suffix in (".safetensors", ".pth") or (path.suffix == ".pt" and not _is_resnetlab(path)):
-        report = load_weights(backbone, path, strict=False)
-        mean = std = None
+    metadata = _resnetlab_metadata(path) if path.suffix == ".safetensors" else None
+    if path.suffix == ".safetensors" or (path.suffix in (".pt", ".pth") and not _is_resnetlab(path)):
+        if metadata is not None:
+            name, options, preprocess = metadata
+            _check_name(path, name, config.backbone)
+            mean, std = _pixel_stats(preprocess)
+        else:
+            options = {"stride_on": "3x3"} if "stride_on" in model_info(config.backbone).options else {}
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        backbone = build_model(config.backbone, **options)
+        report = load_state_dict(backbone, _trunk(read_state_dict(path)), strict=False, source=str(path))
     else:
         loaded = load_model(path)
-        if loaded.name != config.backbone:
-            raise ValueError(f"weights {path} are a {loaded.name}, but backbone is {config.backbone}")
-        report = load_state_dict(backbone, loaded.model.state_dict(), strict=False, source=str(path))
-        mean = tuple(float(v) for v in loaded.preprocess.mean_image.float().mean(dim=(1, 2)))
-        std = tuple(float(v) for v in loaded.preprocess.std)
+        _check_name(path, loaded.name, config.backbone)
+        options = {k: v for k, v in loaded.options.items() if k != "num_classes"}
+        backbone = build_model(config.backbone, **options)
+        report = load_state_dict(backbone, _trunk(loaded.model.state_dict()), strict=False, source=str(path))
+        mean, std = _pixel_stats(loaded.preprocess)
     trunk_missing = [k for k in report.missing if not k.startswith("fc.")]
     if trunk_missing:
         raise ValueError(f"weights {path} do not fit {config.backbone}: {report.describe()}")
-    return backbone, mean, std
+    return backbone, tuple(mean), tuple(std), options
+
+
+def _trunk(state: dict) -> dict:
+    """Without the classifier, which the detection heads replace: a classifier of another width
+    (10 classes, not 1000) must not stop its trunk from being used."""
+    return {k: v for k, v in strip_prefixes(state).items() if not k.startswith("fc.")}
+
+
+def _check_name(path: Path, name: str, backbone: str) -> None:
+    if name != backbone:
+        raise ValueError(f"weights {path} are a {name}, but backbone is {backbone}")
+
+
+def _pixel_stats(preprocess) -> tuple[tuple, tuple]:
+    """Per-channel mean (of a per-pixel mean image, as the paper subtracts) and std."""
+    mean = tuple(float(v) for v in preprocess.mean_image.float().mean(dim=(1, 2)))
+    return mean, tuple(float(v) for v in preprocess.std)
+
+
+def _resnetlab_metadata(path: Path) -> tuple[str, dict, object] | None:
+    """``(name, options without num_classes, Preprocess)`` of a resnetlab ``.safetensors`` file."""
+    import json
+
+    from safetensors import safe_open
+
+    from ..engine.checkpoint import FORMAT
+    from ..inference.loading import preprocess_from_json
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        if metadata.get("format") != FORMAT or "arch" not in metadata or "preprocess" not in metadata:
+            return None
+        arch = json.loads(metadata["arch"])
+        options = {k: v for k, v in dict(arch.get("options", {})).items() if k != "num_classes"}
+        return str(arch["name"]), options, preprocess_from_json(metadata["preprocess"])
+    except Exception as error:  # unreadable file or metadata: say which file
+        raise ValueError(f"cannot read weights {path}: {error}") from None
 
 
 def _is_resnetlab(path: Path) -> bool:
@@ -52,9 +106,14 @@ def _is_resnetlab(path: Path) -> bool:
         return False
 
 
-def build_detector(config: DetectionConfig, num_classes: int) -> tuple[FasterRCNN, tuple, tuple]:
-    """The C4 Faster R-CNN of ``config`` and the pixel (mean, std) its input needs."""
-    backbone, mean, std = _backbone(config)
+def build_detector(config: DetectionConfig, num_classes: int,
+                   backbone_options: dict | None = None) -> tuple[FasterRCNN, tuple, tuple]:
+    """The C4 Faster R-CNN of ``config`` and the pixel (mean, std) its input needs.
+
+    ``backbone_options``: ``build_model`` options of a saved detector's backbone; by default
+    they come with ``config.weights``. The model keeps them as ``backbone_options``.
+    """
+    backbone, mean, std, options = _backbone(config, backbone_options)
     rpn = RPNSettings(
         anchor_sizes=config.anchor_sizes, anchor_ratios=config.anchor_ratios, batch_size=config.rpn_batch_size,
         positive_fraction=config.rpn_positive_fraction, nms_iou=config.rpn_nms_iou,
@@ -67,6 +126,7 @@ def build_detector(config: DetectionConfig, num_classes: int) -> tuple[FasterRCN
         score_threshold=config.score_threshold,
     )
     model = FasterRCNN(backbone, num_classes, rpn, head, freeze_at=config.freeze_at, freeze_bn=config.freeze_bn)
+    model.backbone_options = options  # saved with the detector: stride_on changes what it computes
     return model, mean or config.pixel_mean, std or config.pixel_std
 
 
@@ -128,6 +188,7 @@ def detector_payload(detector: Detector) -> dict:
         "pixel_mean": list(detector.mean),
         "pixel_std": list(detector.std),
         "model": {k: v.detach().cpu() for k, v in detector.model.state_dict().items()},
+        "backbone_options": dict(getattr(detector.model, "backbone_options", {})),
         "iteration": detector.iteration,
     }
 
@@ -139,7 +200,8 @@ def load_detector(path: str | Path) -> Detector:
     if payload.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not a detection checkpoint (kind {CHECKPOINT_KIND})")
     config = config_from_dict({**payload["config"], "weights": ""}, source=str(path))
-    model, _, _ = build_detector(config, len(payload["classes"]))
+    # Detectors saved before backbone options were recorded were all built with the defaults.
+    model, _, _ = build_detector(config, len(payload["classes"]), dict(payload.get("backbone_options", {})))
     load_state_dict(model, payload["model"], source=str(path))
     model.eval()
     return Detector(model, config, tuple(payload["classes"]), tuple(payload["pixel_mean"]),

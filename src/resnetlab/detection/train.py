@@ -84,7 +84,46 @@ def train_detector(
         _TrainView(train_set, config), batch_sampler=_batches(len(train_set), config, generator, 0),
         collate_fn=list, num_workers=config.workers,
     )
-    metrics = open(out / "metrics.jsonl", "a")
+    with _MetricsFile(out / "metrics.jsonl") as metrics:
+        results = _train_loop(config, model, detector, optimizer, loader, mean, std, generator, metrics, out, log)
+        if test_set is not None:
+            t0 = time.perf_counter()
+            results.update(evaluate_detector(detector, test_set, eval_limit, autocast=config.autocast == "bf16"))
+            results["eval_seconds"] = time.perf_counter() - t0
+            metrics.write({"iteration": config.iterations, "eval": results})
+            log(f"test: mAP@0.5 {results['mAP50']:.4f} (VOC07 11-point {results['mAP50_07']:.4f}), "
+                f"AP@[.5:.95] {results['AP']:.4f} on {results['images']} images")
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+class _MetricsFile:
+    """``metrics.jsonl`` of one training run, closed on any exit (``with``).
+
+    Training always starts at iteration 0, so rows an earlier, killed attempt left behind (and a
+    row it tore in half) would be duplicates: the file starts empty. Each row then goes out in a
+    single ``write`` of a whole line, flushed at once, so a kill loses at most the row being written
+    and never glues two rows together.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = None
+
+    def __enter__(self) -> "_MetricsFile":
+        self.handle = open(self.path, "w")
+        return self
+
+    def write(self, row: dict) -> None:
+        self.handle.write(json.dumps(row) + "\n")
+        self.handle.flush()
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def _train_loop(config, model, detector, optimizer, loader, mean, std, generator, metrics: _MetricsFile,
+                out: Path, log) -> dict:
     model.train()
     started = last = time.perf_counter()
     for iteration, samples in enumerate(loader):
@@ -109,20 +148,8 @@ def train_detector(
                    "seconds_per_iteration": (now - last) / (done % config.log_every or config.log_every),
                    "elapsed_s": now - started}
             last = now
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
+            metrics.write(row)
             log(f"iter {done}/{config.iterations} loss {row['loss']:.4f} lr {lr:.5f} ({row['elapsed_s']:.0f}s)")
         if done % config.checkpoint_every == 0 or done == config.iterations:
             save_checkpoint(out / "checkpoints" / "last.pt", detector_payload(detector))
-    train_seconds = time.perf_counter() - started
-    results: dict = {"iterations": config.iterations, "train_seconds": train_seconds}
-    if test_set is not None:
-        t0 = time.perf_counter()
-        results.update(evaluate_detector(detector, test_set, eval_limit, autocast=config.autocast == "bf16"))
-        results["eval_seconds"] = time.perf_counter() - t0
-        metrics.write(json.dumps({"iteration": config.iterations, "eval": results}) + "\n")
-        log(f"test: mAP@0.5 {results['mAP50']:.4f} (VOC07 11-point {results['mAP50_07']:.4f}), "
-            f"AP@[.5:.95] {results['AP']:.4f} on {results['images']} images")
-    metrics.close()
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return {"iterations": config.iterations, "train_seconds": time.perf_counter() - started}

@@ -18,6 +18,35 @@ SCHEDULES = ("step", "plateau")
 PIPELINES = ("arrays", "imagenet")
 
 
+# Sane maxima, checked after the types: a value past these is a typo (an extra zero or two) that
+# would otherwise fail deep inside torch (a batch of 10^9 images asks for terabytes) or run for
+# ever. Each is far beyond anything the paper uses (ImageNet: batch 256, 60e4 iterations).
+UPPER_BOUNDS: dict[str, float] = {
+    "iterations": 100_000_000,
+    "batch_size": 65_536,
+    "eval_batch_size": 65_536,
+    "log_every": 100_000_000,
+    "eval_every": 100_000_000,
+    "checkpoint_every": 100_000_000,
+    "warmup_max_iterations": 100_000_000,
+    "plateau_patience": 1_000_000,
+    "plateau_min_iterations": 100_000_000,
+    "plateau_max_divisions": 100,
+    "val_size": 100_000_000,
+    "pad": 1024,
+    "seed": 2**32 - 1,
+    "workers": 256,
+    "crop_size": 4096,
+    "test_resize": 8192,
+    "mean_sample": 10_000_000,
+    "lr": 10.0,
+    "momentum": 1.0,
+    "weight_decay": 1.0,
+    "warmup_lr": 10.0,
+    "warmup_until_error": 1.0,  # a fraction of the training images
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # What to train.
@@ -37,6 +66,10 @@ class TrainConfig:
     milestones: tuple[int, ...] = (32_000, 48_000)  # iterations
     lr_factor: float = 0.1
     plateau_patience: int = 3  # evaluations without improvement before dividing ("plateau")
+    # "plateau": iterations at least between divisions (and before the first; 0: no minimum), and
+    # at most this many divisions (the paper's ImageNet schedule read as 0.1 -> 1e-4; schedule.py).
+    plateau_min_iterations: int = 0
+    plateau_max_divisions: int = 3
     # ResNet-110/1202 (Sec. 4.2): lr 0.01 until training error < 80% (about 400 iterations), then 0.1.
     warmup_lr: float | None = None
     warmup_until_error: float = 0.80
@@ -84,7 +117,7 @@ class TrainConfig:
         for key in ("iterations", "batch_size", "log_every", "eval_every", "checkpoint_every",
                     "warmup_max_iterations", "plateau_patience", "eval_batch_size"):
             positive(key)
-        for key in ("val_size", "pad", "seed"):
+        for key in ("val_size", "pad", "seed", "plateau_min_iterations", "plateau_max_divisions"):
             positive(key, allow_zero=True)
         for key in ("lr", "momentum", "weight_decay", "lr_factor", "warmup_until_error"):
             value = getattr(self, key)
@@ -92,7 +125,9 @@ class TrainConfig:
                 raise ValueError(f"{key} must be a non-negative number, got {value!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.warmup_lr is not None and (not isinstance(self.warmup_lr, (int, float)) or self.warmup_lr <= 0):
+        # bool is an int subclass: without the explicit test, `warmup_lr = true` would train at 1.0.
+        if self.warmup_lr is not None and (isinstance(self.warmup_lr, bool) or not isinstance(self.warmup_lr, (int, float))
+                                           or self.warmup_lr <= 0):
             raise ValueError(f"warmup_lr must be a positive number or absent, got {self.warmup_lr!r}")
         if self.pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
@@ -103,6 +138,11 @@ class TrainConfig:
         for key in ("crop_size", "test_resize", "mean_sample"):
             positive(key)
         positive("workers", allow_zero=True)
+        for key, limit in UPPER_BOUNDS.items():  # every one of them type-checked above
+            value = getattr(self, key)
+            if value is not None and value > limit:
+                shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+                raise ValueError(f"{key} must be at most {shown}, got {value!r}")
         scale = tuple(self.scale_range)
         if len(scale) != 2 or not self.crop_size <= scale[0] <= scale[1]:
             raise ValueError(f"scale_range must be [lo, hi] with crop_size <= lo <= hi, got {self.scale_range!r}")
@@ -124,6 +164,9 @@ class TrainConfig:
         if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones) or list(milestones) != sorted(milestones):
             raise ValueError(f"milestones must be increasing positive iterations, got {self.milestones!r}")
         object.__setattr__(self, "milestones", milestones)
+        if self.scale_range[1] > UPPER_BOUNDS["test_resize"]:
+            raise ValueError(f"scale_range must lie within [crop_size, {UPPER_BOUNDS['test_resize']}], "
+                             f"got {list(self.scale_range)!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -143,6 +186,7 @@ class TrainConfig:
         return self.replace(
             iterations=iterations,
             milestones=tuple(scale(m) for m in self.milestones),
+            plateau_min_iterations=round(self.plateau_min_iterations * fraction),
             warmup_max_iterations=scale(self.warmup_max_iterations),
             # Keep at least ~16 points on the error curves, but no more evaluations than the full
             # schedule makes: evaluating 15k images every few iterations would dominate a short run.

@@ -53,6 +53,20 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return tensor
 
 
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` (any picklable value) on every rank; ``obj`` itself when not distributed.
+
+    For decisions that must be the same everywhere (e.g. "this run directory is already
+    finished"): if only some ranks acted on their own view, the others would wait forever in the
+    next collective operation.
+    """
+    if not info.enabled:
+        return obj
+    box = [obj if info.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

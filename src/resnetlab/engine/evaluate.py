@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -49,9 +50,24 @@ def error_counts(
     return totals
 
 
+# The loss slot of a protocol that does not measure loss (ImageNet crops). A summed cross-entropy
+# is never negative, so -inf cannot be mistaken for a real value; NaN could, and a NaN loss means
+# the model diverged. -inf also survives the all-reduce sum of data-parallel shards.
+LOSS_NOT_MEASURED = float("-inf")
+
+
 def rates(totals: torch.Tensor) -> dict[str, float]:
+    """Errors in percent and the mean loss (None when not measured) from ``error_counts`` totals.
+
+    Raises ``FloatingPointError`` for a NaN or infinite loss: reporting it as "not measured"
+    would hide a diverged model behind plausible-looking error rates.
+    """
     n, top1, top5, loss = (float(v) for v in totals.cpu())
     n = max(n, 1.0)
-    # A NaN loss slot means the protocol does not measure loss (ImageNet crops): report None.
-    return {"top1_error": 100.0 * top1 / n, "top5_error": 100.0 * top5 / n,
-            "loss": None if loss != loss else loss / n, "n": int(n)}
+    if loss == LOSS_NOT_MEASURED:
+        mean_loss = None
+    elif not math.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss / n}")
+    else:
+        mean_loss = loss / n
+    return {"top1_error": 100.0 * top1 / n, "top5_error": 100.0 * top5 / n, "loss": mean_loss, "n": int(n)}

@@ -286,12 +286,13 @@ def evaluate_checkpoints(
 ) -> EvalReport:
     """Load each checkpoint, run ``protocol`` over the split (softmax averaged over models when
     several are given) and count errors. ``data``: an image folder (ImageNet layouts, or CIFAR as
-    JPEG folders) or anything ``resnetlab.data.load_dataset`` accepts (CIFAR pickle/binary)."""
-    from .checkpoint import load_model
+    JPEG folders) or anything ``resnetlab.data.load_dataset`` accepts (CIFAR pickle/binary).
+    A checkpoint is a run directory, a ``.pt``/``.safetensors`` file or a shipped-weights name."""
+    from ..inference.loading import load_any
 
     if not checkpoints:
         raise ValueError("give at least one checkpoint")
-    scorers = [load_model(path, device) for path in checkpoints]
+    scorers = [load_any(path, device) for path in checkpoints]
     if len({s.preprocess.resize for s in scorers}) > 1:
         raise ValueError("cannot ensemble CIFAR-style (single view) and ImageNet-style checkpoints")
     protocol = resolve_protocol(protocol, scorers[0].preprocess)
@@ -318,7 +319,9 @@ def evaluate_checkpoints(
     else:
         if load_dataset is None:
             raise ValueError(f"{data}: not an image folder, and resnetlab.data.datasets.load_dataset is unavailable")
-        arrays = load_dataset(str(data) if data is not None else None, split)
+        found: list[tuple[str, str]] = []  # unreadable files of a CIFAR-style image folder
+        arrays = load_dataset(str(data) if data is not None else None, split, on_error=on_error, skipped=found)
+        skipped = tuple(found)
         if classes and tuple(arrays.classes) != tuple(classes):
             raise ValueError(f"classes of {data} ({', '.join(arrays.classes[:3])}, ...) are not the checkpoint's classes")
         if limit is not None and limit < len(arrays):

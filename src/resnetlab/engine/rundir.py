@@ -3,7 +3,7 @@
 Layout::
 
     RUN/config.json        the resolved TrainConfig
-    RUN/meta.json          git revision, seed, versions, device, command line
+    RUN/meta.json          package version, git revision (of a checkout), seed, versions, device, command line
     RUN/metrics.jsonl      one JSON object per log/eval point
     RUN/tb/                TensorBoard event files
     RUN/checkpoints/       last.pt (resume), best.pt (lowest validation error)
@@ -29,26 +29,55 @@ def write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-def git_revision(start: Path | None = None) -> str:
-    """The commit of the source tree this package runs from, or "unknown" outside a checkout."""
-    where = start or Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../resnetlab
+
+
+def _git(args: list[str], where: Path) -> str | None:
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-            capture_output=True, text=True, timeout=5,
-        )
+        result = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def project_checkout(package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The root of the git checkout of this project that ``package_dir`` was imported from, or None.
+
+    Installed into a virtual environment that lives inside some other repository, the package's
+    folder is inside that repository's work tree too, and its commit says nothing about this code:
+    only a work tree whose ``src/resnetlab`` is the package folder and tracks it counts.
+    """
+    top = _git(["rev-parse", "--show-toplevel"], package_dir)
+    if top is None:
+        return None
+    root = Path(top).resolve()
+    if (root / "src" / "resnetlab").resolve() != package_dir.resolve():
+        return None
+    if _git(["ls-files", "--error-unmatch", "src/resnetlab/__init__.py"], root) is None:
+        return None  # an untracked copy inside another project
+    return root
+
+
+def git_revision(start: Path | None = None) -> str:
+    """The commit of the checkout this package runs from (``-dirty`` with uncommitted changes to
+    tracked files), or "unknown" when the package is not imported from a checkout of this project.
+    ``start``: any folder of a work tree, instead."""
+    where = start if start is not None else project_checkout()
+    if where is None:
         return "unknown"
-    if rev.returncode != 0:
+    rev = _git(["rev-parse", "HEAD"], where)
+    if rev is None:
         return "unknown"
-    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"], where)
+    return rev + ("-dirty" if dirty else "")
 
 
 def provenance(device: torch.device, precision: str, argv: list[str] | None = None) -> dict:
+    from .. import __version__
+
     return {
+        # The package version always; the commit only where it identifies this code (see above).
+        "resnetlab_version": __version__,
         "git_revision": git_revision(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -28,6 +28,7 @@ from .batches import AUGMENT_STREAM, EPOCH_STREAM, seeded_generator
 from .config import TrainConfig
 from .data import TrainData
 from .distributed import DistInfo
+from .evaluate import LOSS_NOT_MEASURED
 from .protocols import EvalCounts, decode_config_for, evaluate_counts
 
 
@@ -108,31 +109,48 @@ class StreamBatches:
         return images, batch.labels
 
 
-def _evaluator(index: ImageIndex, preprocess: Preprocess, config: TrainConfig, device: torch.device,
-               dist_info: DistInfo):
-    """1-crop error on this process's shard (every world_size-th image): counts sum exactly."""
-    shard = index.subset(range(dist_info.rank, len(index), dist_info.world_size))
-    decode = decode_config_for("1crop", preprocess, config.on_error)
+class _Evaluator:
+    """1-crop error on this process's shard (every world_size-th image): counts sum exactly.
 
-    class _Scorer:
-        def __init__(self, model) -> None:
-            self.model, self.preprocess = model, preprocess
+    An unreadable image fails the evaluation (``on_error="fail"``), naming the file, or is
+    skipped and listed in ``skipped`` (``"skip"``): an error rate must never be computed on
+    fewer images than the split holds without saying so.
+    """
 
-    def evaluate(model, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
-        loader = DataLoader(FolderDataset(shard, decode), batch_size=config.eval_batch_size,
-                            num_workers=config.workers, collate_fn=Collate(decode))
-        batches = ((list(b.images), b.labels) for b in loader if len(b))
+    def __init__(self, index: ImageIndex, preprocess: Preprocess, config: TrainConfig, device: torch.device,
+                 dist_info: DistInfo) -> None:
+        self.shard = index.subset(range(dist_info.rank, len(index), dist_info.world_size))
+        self.decode = decode_config_for("1crop", preprocess, config.on_error)
+        self.preprocess, self.config, self.device = preprocess, config, device
+        self.skipped: dict[str, str] = {}  # path -> reason, over every evaluation so far
+
+    def _batches(self, loader: DataLoader):
+        for batch in loader:
+            for path, reason in batch.errors:
+                if self.config.on_error == "fail":
+                    raise ImageDecodeError(path, reason)
+                self.skipped[path] = reason
+            if len(batch):
+                yield list(batch.images), batch.labels
+
+    def __call__(self, model, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
+        loader = DataLoader(FolderDataset(self.shard, self.decode), batch_size=self.config.eval_batch_size,
+                            num_workers=self.config.workers, collate_fn=Collate(self.decode))
+        scorer = _Scorer(model, self.preprocess)
         was_training = model.training
         try:
             with autocast:
-                counts: EvalCounts = evaluate_counts([_Scorer(model)], batches, "1crop")
+                counts: EvalCounts = evaluate_counts([scorer], self._batches(loader), "1crop")
         finally:
             model.train(was_training)
-        # Loss is not part of the protocol's counts; NaN marks it as not measured.
-        return torch.tensor([counts.n, counts.top1_wrong, counts.top5_wrong, float("nan")],
-                            dtype=torch.float64, device=device)
+        # Loss is not part of the protocol's counts.
+        return torch.tensor([counts.n, counts.top1_wrong, counts.top5_wrong, LOSS_NOT_MEASURED],
+                            dtype=torch.float64, device=self.device)
 
-    return evaluate
+
+class _Scorer:
+    def __init__(self, model, preprocess: Preprocess) -> None:
+        self.model, self.preprocess = model, preprocess
 
 
 def imagenet_data(config: TrainConfig, *, device: torch.device, dist_info: DistInfo,
@@ -162,8 +180,8 @@ def imagenet_data(config: TrainConfig, *, device: torch.device, dist_info: DistI
     preprocess = Preprocess(input_size=config.crop_size, resize="shorter_side", resize_to=config.test_resize,
                             mean_image=stats.mean_image, std=tuple(std))
     batches = StreamBatches(train_set, config, BatchAugment(augment_config, stats), device=device, dist_info=dist_info)
-    evaluators = {"test": _evaluator(test, preprocess, config, device, dist_info)}
+    evaluators = {"test": _Evaluator(test, preprocess, config, device, dist_info)}
     if val is not None:
-        evaluators = {"val": _evaluator(val, preprocess, config, device, dist_info), **evaluators}
+        evaluators = {"val": _Evaluator(val, preprocess, config, device, dist_info), **evaluators}
     sizes = {"train": len(train_set), "val": len(val) if val is not None else 0, "test": len(test)}
     return TrainData(batches, evaluators, preprocess, tuple(train_all.classes), sizes)

@@ -23,7 +23,7 @@ from ..data.arrays import ImageArrays
 from ..models import build_model, count_params, model_info
 from .checkpoint import load_checkpoint, model_payload, save_checkpoint
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_sum, barrier
+from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object
 from .data import array_data, load_arrays
 from .evaluate import rates
 from .rundir import MetricsLog, Progress, provenance, write_json
@@ -86,6 +86,15 @@ def _check_resumable(saved: dict, config: TrainConfig) -> None:
         )
 
 
+def _start_refusal(run_dir: Path, checkpoint_path: Path, resume: bool) -> tuple[str, str] | None:
+    """Why the run cannot start, as ``(kind, message)``, or None."""
+    if resume and not checkpoint_path.is_file():
+        return "missing", f"--resume: no checkpoint at {checkpoint_path}"
+    if not resume and (run_dir / "summary.json").exists():
+        return "finished", f"{run_dir} already holds a finished run; choose another --out or pass --resume"
+    return None
+
+
 def _normalise(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -114,14 +123,16 @@ def train(
     autocast = autocast_for(device, precision)
 
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    # Rank 0 decides whether the run may start and every rank follows: a rank that went on alone
+    # would wait forever (or die with a connection error) in its first collective operation.
+    refusal = broadcast_object(_start_refusal(run_dir, checkpoint_path, resume), dist_info)
+    if refusal is not None:
+        kind, message = refusal
+        raise (FileNotFoundError if kind == "missing" else ValueError)(message)
     state = None
     if resume:
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
         state = load_checkpoint(checkpoint_path)
         _check_resumable(state["config"], config)
-    elif main and (run_dir / "summary.json").exists():
-        raise ValueError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
 
     # --- data ---------------------------------------------------------------------------------
     if config.pipeline == "imagenet":
@@ -196,7 +207,13 @@ def train(
     def evaluate(names: tuple[str, ...], exact: bool = False) -> dict[str, dict]:
         """Errors per split; ``exact`` evaluates in fp32 (the reported test error), else as trained."""
         context = contextlib.nullcontext() if exact else autocast
-        return {name: rates(all_reduce_sum(train_data.evaluators[name](model, context), dist_info)) for name in names}
+        results = {}
+        for name in names:
+            try:
+                results[name] = rates(all_reduce_sum(train_data.evaluators[name](model, context), dist_info))
+            except FloatingPointError as error:  # every rank sees the same summed loss
+                diverged(f"{name} {error} at iteration {iteration}")
+        return results
 
     def checkpoint(iteration: int, path: Path) -> None:
         if not main:
@@ -224,6 +241,7 @@ def train(
     started = time.perf_counter()
     window_started, window_iteration = started, start
     status = "completed"
+    stop_requested = False
     iteration = start
     train_model.train()
     while iteration < config.iterations:
@@ -259,7 +277,8 @@ def train(
                 progress.message(f"warm-up ended at iteration {iteration} (training error {100 * wrong_count / max(seen, 1):.1f}%)")
 
         last = iteration == config.iterations
-        if iteration % config.log_every == 0 or last:
+        log_point = iteration % config.log_every == 0 or last
+        if log_point:
             seen, wrong_count, loss_sum = all_reduce_sum(window.clone(), dist_info).tolist()
             window.zero_()
             if not math.isfinite(loss_sum):
@@ -287,7 +306,7 @@ def train(
                     record[f"{name}_loss"] = r["loss"]
             metrics.write(record)
             if "val" in results:
-                schedule.observe_val_error(results["val"]["top1_error"])
+                schedule.observe_val_error(results["val"]["top1_error"], iteration)
                 if results["val"]["top1_error"] < best["val_error"]:
                     best = {"val_error": results["val"]["top1_error"], "iteration": iteration}
                     checkpoint(iteration, run_dir / "checkpoints" / "best.pt")
@@ -295,10 +314,14 @@ def train(
                 progress.message(f"iter {iteration}: " + ", ".join(
                     f"{name} error {r['top1_error']:.2f}%" for name, r in results.items()))
 
-        stop = should_stop()
-        if dist_info.enabled:  # every process must stop at the same iteration
-            flag = torch.tensor([1.0 if stop else 0.0], device=device)
-            stop = bool(all_reduce_sum(flag, dist_info).item() > 0)
+        stop = stop_requested = stop_requested or should_stop()
+        if dist_info.enabled:
+            # Every process must stop at the same iteration, but agreeing costs an all-reduce and a
+            # host sync: agree at log points only (a request is honoured at the next one).
+            stop = False
+            if log_point:
+                flag = torch.tensor([1.0 if stop_requested else 0.0], device=device)
+                stop = bool(all_reduce_sum(flag, dist_info).item() > 0)
         if iteration % config.checkpoint_every == 0 or last or stop:
             # Never overwrite the last good checkpoint with diverged weights.
             finite = torch.isfinite(window[2]) & torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
@@ -327,6 +350,9 @@ def train(
             "world_size": dist_info.world_size,
             # Unreadable training files dropped under on_error="skip" (imagenet pipeline).
             "skipped_images": [f"{path}: {reason}" for path, reason in getattr(batches, "skipped", [])],
+            # ... and evaluation files (this process's shard): the errors above are over the rest.
+            "skipped_eval_images": sorted({f"{path}: {reason}" for e in train_data.evaluators.values()
+                                           for path, reason in getattr(e, "skipped", {}).items()}),
         }
         if "val" not in train_data.evaluators:
             # Trained on every training image: the last model is also the "best" one.

@@ -9,12 +9,13 @@ the torchvision layout, so the same file also loads into torchvision/timm code u
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import torch
 
 from ..data.preprocess import Preprocess
-from ..engine.checkpoint import FORMAT, LoadedModel, load_model
+from ..engine.checkpoint import FORMAT, LoadedModel, load_model, resolve_checkpoint
 from ..models import build_model
 from ..models.interop import load_state_dict, save_weights
 
@@ -89,16 +90,72 @@ def _load_safetensors(path: Path, device: str | torch.device) -> LoadedModel:
     )
 
 
+def read_safetensors_preprocess(path: str | Path) -> Preprocess:
+    """The test preprocessing recorded in a resnetlab ``.safetensors`` file (no tensors read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if "preprocess" not in metadata:
+        raise ValueError(f"{path} holds no resnetlab preprocessing metadata")
+    return preprocess_from_json(metadata["preprocess"])
+
+
 def load_any(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild a model in eval mode from a run directory, a ``.pt`` checkpoint or ``.safetensors``."""
+    """Rebuild a model in eval mode from a run directory, a ``.pt`` checkpoint, ``.safetensors``,
+    or the name of shipped weights (``resnet20.cifar10``, verified against its sha256)."""
+    from ..models.pretrained import get_weights, is_weights_name
+
+    if not Path(path).exists() and is_weights_name(str(path)):
+        weights = get_weights(str(path))
+        weights.verify()
+        path = weights.file
     path = Path(path)
+    if path.is_dir() and (path / "final.safetensors").is_file() and not (path / "checkpoints" / "last.pt").is_file():
+        path = path / "final.safetensors"  # a finished campaign run keeps its final weights only
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise FileNotFoundError(f"no weights file at {path}")
         return _load_safetensors(path, device)
+    check_checkpoint_file(resolve_checkpoint(path))
     try:
         return load_model(path, device)
     except ValueError as error:
         if "is not a resnetlab checkpoint" in str(error):
             raise ValueError(f"{error}; a bare state dict can be converted with `resnetlab weights import`") from None
-        raise
+        raise ValueError(one_line_load_error(error)) from None
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Say in one line why ``path`` cannot be a checkpoint, before torch.load answers with its own
+    multi-line advice (or, for a text file, a bare ``KeyError`` number)."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes), not a checkpoint")
+    if head == b"PK\x03\x04":  # torch.save's zip container
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is a truncated or damaged checkpoint (incomplete zip archive)")
+        # torch.load does not check the archive's CRCs: flipped bytes in a tensor would load as
+        # silently wrong weights. Reading the file once more costs ~0.1 s per 100 MB.
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise ValueError(f"{path} is a damaged checkpoint ({error})") from None
+        if damaged is not None:
+            raise ValueError(f"{path} is a damaged checkpoint: its entry {damaged} fails the CRC check")
+        return
+    if head[:1] != b"\x80":  # nor a pickle (torch.save's legacy format)
+        raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip nor pickle format)")
+
+
+def one_line_load_error(error: Exception) -> str:
+    """torch.load's refusal of non-tensor objects is six lines of advice; keep what it means."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        head = text.split(":", 1)[0] if text.startswith("cannot read checkpoint") else "cannot read checkpoint"
+        return (f"{head}: it holds Python objects besides tensors (a pickled model?); resnetlab reads "
+                "checkpoints with weights_only=True, so save a state dict and convert it with `resnetlab weights import`")
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from ..engine.checkpoint import LoadedModel
-from .export import DEFAULT_OPSET, INPUT_NAME, export_onnx, export_torchscript
+from .export import DEFAULT_OPSET, INPUT_NAME, export_onnx, export_torchscript, staged_output
 from .loading import load_any, save_safetensors
 from .transforms import prepare_tensor
 
@@ -185,30 +185,33 @@ def export_verified(
     exporter: str = "auto",
     real_images: torch.Tensor | None = None,
     tolerance: Tolerance = Tolerance(),
+    overwrite: bool = False,
 ) -> VerifyReport:
-    """Export, reload the file with its own runtime, compare; a failed file is deleted and
-    ``ExportVerificationError`` raised with the numbers."""
+    """Export under a temporary name beside ``out``, reload it with its own runtime, compare, and
+    only then give it the name ``out``. A failed check raises ``ExportVerificationError`` with the
+    numbers and removes the temporary only: a file already at ``out`` is never lost, and without
+    ``overwrite`` never replaced."""
     out = Path(out)
-    if fmt == "onnx":
-        export_onnx(loaded, out, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess,
-                    exporter=exporter)
-        runner, target = onnx_runner(out), "ONNX (onnxruntime)"
-    elif fmt == "torchscript":
-        export_torchscript(loaded, out, include_preprocess=include_preprocess)
-        runner, target = torchscript_runner(out), "TorchScript (torch.jit.load)"
-    elif fmt == "safetensors":
-        if include_preprocess:
-            raise ValueError("--include-preprocess applies to onnx and torchscript; safetensors "
-                             "always carries the preprocessing as metadata")
-        save_safetensors(loaded, out)
-        runner, target = safetensors_runner(out, False), "safetensors (load_any)"
-    else:
+    if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ValueError(f"format must be one of onnx, torchscript, safetensors, got {fmt!r}")
-    report = verify(target, runner, loaded, include_preprocess=include_preprocess,
-                    real_images=real_images, tolerance=tolerance)
-    if not report.ok:
-        out.unlink(missing_ok=True)
-        raise ExportVerificationError(f"{report.describe()}\nexported model disagrees; {out} removed")
+    if fmt == "safetensors" and include_preprocess:
+        raise ValueError("--include-preprocess applies to onnx and torchscript; safetensors "
+                         "always carries the preprocessing as metadata")
+    with staged_output(out, overwrite=overwrite) as tmp:
+        if fmt == "onnx":
+            export_onnx(loaded, tmp, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess,
+                        exporter=exporter)
+            runner, target = onnx_runner(tmp), "ONNX (onnxruntime)"
+        elif fmt == "torchscript":
+            export_torchscript(loaded, tmp, include_preprocess=include_preprocess)
+            runner, target = torchscript_runner(tmp), "TorchScript (torch.jit.load)"
+        else:
+            save_safetensors(loaded, tmp)
+            runner, target = safetensors_runner(tmp, False), "safetensors (load_any)"
+        report = verify(target, runner, loaded, include_preprocess=include_preprocess,
+                        real_images=real_images, tolerance=tolerance)
+        if not report.ok:
+            raise ExportVerificationError(f"{report.describe()}\nexported model disagrees; {out} not written")
     return report
 
 

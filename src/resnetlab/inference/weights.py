@@ -18,6 +18,7 @@ from ..data.preprocess import Preprocess
 from ..engine.checkpoint import model_payload, save_checkpoint
 from ..models import build_model, model_info
 from ..models.interop import KeyReport, load_state_dict, read_state_dict, save_weights, strip_prefixes
+from .export import refuse_existing, staged_output
 from .loading import load_any, safetensors_metadata
 
 # torchvision's ImageNet evaluation transform (Resize(256), CenterCrop(224), Normalize(mean, std)).
@@ -59,14 +60,17 @@ def import_weights(
     stride_on: str | None = None,
     classes: list[str] | None = None,
     strict: bool = True,
+    overwrite: bool = False,
 ) -> ImportResult:
     """A torchvision/timm-layout state dict (``.pt``/``.pth``/``.safetensors``, DDP ``module.``
     prefixes allowed) -> a resnetlab checkpoint at ``out``.
 
     ``stride_on`` defaults to "3x3" (v1.5, what torchvision and timm trained) for ImageNet ResNets.
     ``num_classes`` is taken from the source's ``fc.weight``. Mis-shaped tensors always fail; missing
-    or unexpected keys fail unless ``strict=False``.
+    or unexpected keys fail unless ``strict=False``. An existing ``out`` is replaced only with
+    ``overwrite``.
     """
+    refuse_existing(out, overwrite)
     info = model_info(model)
     if info.family == "cifar":
         raise ValueError(f"{model} is a CIFAR network; weights import covers ImageNet-layout models "
@@ -82,25 +86,33 @@ def import_weights(
         options["num_classes"] = int(head.shape[0])
     network = build_model(model, **options)
     filled = _fill_batch_counters(network, state)
-    report = load_state_dict(network, state, strict=strict, source=str(src))
+    # The source named with the architecture asked for: a mismatch then says which one it was.
+    report = load_state_dict(network, state, strict=strict, source=f"{src} (imported as {model})")
     num_classes = int(options.get("num_classes", 1000))
     names = list(classes) if classes else [f"class_{i}" for i in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names given for a {num_classes}-way classifier")
-    path = save_checkpoint(out, model_payload(network, model, options, names, imagenet_preprocess()))
-    return ImportResult(path, report, filled, options)
+    with staged_output(out, overwrite=overwrite) as tmp:
+        save_checkpoint(tmp, model_payload(network, model, options, names, imagenet_preprocess()))
+    return ImportResult(Path(out), report, filled, options)
 
 
-def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
+def export_weights(checkpoint: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """A checkpoint's weights as a bare state dict in our (= torchvision's) layout.
 
     ``.pt``/``.pth``: ``torch.save`` of the state dict. ``.safetensors``: the same tensors, with our
-    metadata attached so that ``load_any`` can rebuild the model from the file alone.
+    metadata attached so that ``load_any`` can rebuild the model from the file alone. An existing
+    ``out`` is replaced only with ``overwrite``.
     """
-    loaded = load_any(checkpoint)
     out = Path(out)
+    if out.suffix not in (".safetensors", ".pt", ".pth"):
+        raise ValueError(f"weights file must end in .safetensors, .pt or .pth, got {out.name}")
+    refuse_existing(out, overwrite)
+    loaded = load_any(checkpoint)
     metadata = safetensors_metadata(loaded) if out.suffix == ".safetensors" else None
-    return save_weights(loaded.model, out, metadata=metadata)
+    with staged_output(out, overwrite=overwrite) as tmp:
+        save_weights(loaded.model, tmp, metadata=metadata)
+    return out
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -108,4 +120,8 @@ def read_class_names(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no class-name file at {path}")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a UTF-8 text file of class names") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

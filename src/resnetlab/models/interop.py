@@ -50,12 +50,17 @@ class WeightsMismatchError(ValueError):
 
 
 def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes that DDP and torch.compile add to every key."""
+    """Drop wrapper prefixes that DDP and torch.compile add to every key, in any order and
+    nesting (``module._orig_mod.`` from DDP around a compiled model, ``_orig_mod.module.`` from
+    compiling a DDP model)."""
     out = {}
     for key, value in state_dict.items():
-        for prefix in _WRAPPER_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
+        stripped = True
+        while stripped:  # until no prefix is left at the front, whichever wrapper came last
+            stripped = False
+            for prefix in _WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, stripped = key[len(prefix):], True
         out[key] = value
     return out
 

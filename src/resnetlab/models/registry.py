@@ -56,8 +56,13 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def build_model(name: str, **options) -> nn.Module:
-    """Build a registered network, e.g. ``build_model("resnet50", stride_on="3x3")``."""
+def build_model(name: str, weights=None, **options) -> nn.Module:
+    """Build a registered network, e.g. ``build_model("resnet50", stride_on="3x3")``.
+
+    ``weights``: shipped trained weights to load, by data set (``build_model("resnet20",
+    weights="cifar10")``), full name (``"resnet20.cifar10"``) or a ``Weights`` object from
+    ``get_weights``; the options must then be those the weights were trained with.
+    """
     info = model_info(name)
     valid = info.options
     unknown = sorted(set(options) - set(valid))
@@ -65,7 +70,21 @@ def build_model(name: str, **options) -> nn.Module:
         raise ValueError(
             f"unknown option(s) {', '.join(unknown)} for {name}; valid options: {', '.join(valid)}"
         )
-    return info.builder(**options)
+    if weights is None:
+        return info.builder(**options)
+    from .pretrained import load_into, resolve_weights
+
+    chosen = resolve_weights(name, weights)
+    trained = dict(chosen.meta.get("model_options", {}))
+    clashing = sorted(k for k, v in options.items() if trained.get(k, _default_option(info, k)) != v)
+    if clashing:
+        raise ValueError(f"weights {chosen.name} were trained with {', '.join(f'{k}={trained.get(k, _default_option(info, k))!r}' for k in clashing)}; "
+                         f"drop or change these options")
+    return load_into(info.builder(**{**trained, **options}), chosen)
+
+
+def _default_option(info: ModelInfo, key: str):
+    return inspect.signature(info.builder).parameters[key].default
 
 
 # --- builders -------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""CPU threads: how many, and how idle OpenMP threads wait.
+
+Two levers for a machine shared with other work (issue 13):
+
+- the intra-op thread count, chosen from the cores this process may actually run on (a container
+  or ``taskset`` can allow fewer than ``os.cpu_count()`` reports);
+- the OpenMP wait policy. PyTorch's CPU kernels run in an OpenMP pool (the Linux wheels bundle
+  GNU libgomp). Between parallel regions an idle thread spins for a while before it sleeps; when
+  another process holds its core, the spinning thread and the thread it waits for take turns on
+  that core and a 2-thread step can run several times slower. ``OMP_WAIT_POLICY=PASSIVE`` sleeps
+  at once (costs wake-up latency on a quiet machine); ``GOMP_SPINCOUNT=N`` bounds the spin
+  (libgomp's default is 300,000 iterations: ``OMP_DISPLAY_ENV=VERBOSE`` prints what it read).
+
+The OpenMP runtime reads these variables once, when the library is loaded, which happens when
+``torch`` is imported. Setting them later changes nothing, so :func:`set_wait_policy` refuses
+(returns False) once torch is in ``sys.modules``; callers that must change the policy of an
+already-running process have to start a subprocess instead.
+
+This module imports torch only inside :func:`configure_threads`, so it can be imported (and the
+policy set) first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+# Variables owned by the wait policy; cleared before a new policy is written so that policies
+# never mix (e.g. a PASSIVE left over next to a spin count).
+POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its affinity mask where the OS has one, else the CPU count."""
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except OSError:  # some sandboxes refuse the call
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+def policy_environment(wait_policy: str) -> dict[str, str]:
+    """The environment variables a wait policy sets.
+
+    ``"default"``: none (the runtime's own behaviour); ``"passive"`` / ``"active"``:
+    ``OMP_WAIT_POLICY``; ``"spin:N"`` (N >= 0): ``GOMP_SPINCOUNT=N``, idle threads spin N
+    iterations and then sleep (libgomp; other runtimes ignore it).
+    """
+    policy = wait_policy.strip().lower()
+    if policy == "default":
+        return {}
+    if policy in ("passive", "active"):
+        return {"OMP_WAIT_POLICY": policy.upper()}
+    if policy.startswith("spin:"):
+        count = policy[len("spin:"):]
+        if count.isdigit():
+            return {"GOMP_SPINCOUNT": str(int(count))}
+    raise ValueError(f"wait policy must be 'default', 'passive', 'active' or 'spin:N', got {wait_policy!r}")
+
+
+def torch_imported(modules: MutableMapping | None = None) -> bool:
+    return "torch" in (sys.modules if modules is None else modules)
+
+
+def set_wait_policy(
+    wait_policy: str,
+    *,
+    environ: MutableMapping[str, str] | None = None,
+    modules: MutableMapping | None = None,
+) -> bool:
+    """Write the OpenMP wait policy into the environment if torch is not imported yet.
+
+    Returns True when the policy will take effect (environment written before torch loads its
+    OpenMP runtime), False when torch was already imported and nothing was changed.
+    ``environ``/``modules`` default to ``os.environ``/``sys.modules`` (injectable for tests).
+    """
+    values = policy_environment(wait_policy)  # validate first, even when it would be too late
+    if torch_imported(modules):
+        return False
+    env = os.environ if environ is None else environ
+    for key in POLICY_VARIABLES:
+        env.pop(key, None)
+    env.update(values)
+    return True
+
+
+def policy_environ(wait_policy: str, base: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) with the policy applied: for a subprocess."""
+    env = dict(os.environ if base is None else base)
+    for key in POLICY_VARIABLES:
+        env.pop(key, None)
+    env.update(policy_environment(wait_policy))
+    return env
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    threads: int  # intra-op threads torch now uses
+    wait_policy: str | None  # the policy asked for (None: not asked)
+    wait_policy_applied: bool  # False when asked for after torch had been imported
+
+
+def configure_threads(threads: int | None = None, wait_policy: str | None = None) -> ThreadSettings:
+    """Set the wait policy (if still possible), then torch's intra-op thread count.
+
+    ``threads=None`` uses :func:`available_cores`. Call it before the first parallel torch
+    operation; the wait policy only takes effect if this runs before ``import torch``.
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    applied = set_wait_policy(wait_policy) if wait_policy is not None else False
+    import torch  # after the policy: this import loads the OpenMP runtime
+
+    count = threads if threads is not None else available_cores()
+    torch.set_num_threads(count)
+    return ThreadSettings(torch.get_num_threads(), wait_policy, applied)

@@ -1,0 +1,188 @@
+"""Campaigns: definitions, continuing after a stop or a kill -9 (bitwise equal), status, locking."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from resnetlab.analysis.campaign import campaign_names, load_campaign, parse_campaign
+from resnetlab.analysis.campaign_runner import LOCK_NAME, CampaignLog, _try_lock, continue_campaign
+from resnetlab.analysis.campaign_status import campaign_progress, format_status
+from resnetlab.cli import build_parser, main
+from resnetlab.cli.train import resolve_config
+from resnetlab.inference import load_any
+
+TINY = """
+name = "tiny"
+version = 1
+set = { iterations = 8, checkpoint_every = 2, eval_every = 4, log_every = 2, eval_batch_size = 256, "model_options.depth" = 8, val_size = 64 }
+[[run]]
+name = "a"
+recipe = "cifar10-resnet20"
+ships = "resnet20.synthetic"
+[[run]]
+name = "b"
+recipe = "cifar10-plain20"
+budget = 0.5
+seed = 1
+set = { iterations = 16, lr = 0.05 }
+"""
+DATA = "synthetic:512"
+
+
+def tiny_campaign(tmp_path: Path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return load_campaign(path)
+
+
+def final_state(run_dir: Path) -> dict:
+    return load_file(str(run_dir / "final.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny campaign trained start to end in one go: the reference for every resume test."""
+    tmp = tmp_path_factory.mktemp("campaign")
+    campaign = tiny_campaign(tmp)
+    assert continue_campaign(campaign, tmp / "out", DATA, log=lambda line: None) == "finished"
+    return tmp / "out"
+
+
+@pytest.mark.parametrize("name", campaign_names())
+def test_shipped_campaigns_resolve_like_the_train_command(name):
+    campaign = load_campaign(name)
+    assert campaign.name == name and campaign.runs
+    parser = build_parser()
+    for planned in campaign.runs:
+        args = parser.parse_args(planned.train_args("somewhere/cifar10-jpeg", Path("out") / planned.name))
+        # The runner starts `resnetlab train` with these arguments: both must mean the same config.
+        assert resolve_config(args) == planned.config("somewhere/cifar10-jpeg")
+
+
+def test_cifar10_campaign_order_and_full_schedule_runs():
+    campaign = load_campaign("cifar10")
+    names = [r.name for r in campaign.runs]
+    assert names[:6] == ["resnet20", "plain20-q", "plain56-q", "resnet20-q", "resnet56-q", "resnet20-q-fp32"]
+    for planned in campaign.runs:
+        config = planned.config(None)
+        if planned.ships:
+            assert config.iterations == 64_000 and config.val_size == 0 and planned.ships == f"{config.model}.cifar10"
+        else:
+            assert config.iterations == 16_000 and config.val_size == 5000
+    assert campaign.run("resnet20-q-fp32").config(None).precision == "fp32"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": 1}, "unknown key(s) colour"),
+    ({"version": 0}, "version must be a positive integer"),
+    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "budget": 2}]}, "budget must be in (0, 1]"),
+    ({"run": [{"name": "x", "recipe": "cifar10-resnet20"}, {"name": "x", "recipe": "cifar10-resnet20"}]}, "appears twice"),
+    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "set": {"lrr": 1}}]}, "lrr"),
+    ({"run": [{"name": "x", "recipe": "nope"}]}, "unknown recipe 'nope'"),
+    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "epochs": 3}]}, "unknown key(s) epochs"),
+    ({"run": [{"name": "../x", "recipe": "cifar10-resnet20"}]}, "name must be a directory name"),
+])
+def test_bad_campaign_files_name_the_problem(change, message):
+    values = {"name": "c", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}], **change}
+    with pytest.raises(ValueError) as error:
+        parse_campaign(values, source="c.toml", stem="c")
+    assert message in str(error.value)
+
+
+def test_finished_campaign_keeps_final_weights_only_and_evaluates_as_recorded(uninterrupted, capsys):
+    for name in ("a", "b"):
+        run_dir = uninterrupted / name
+        assert not list((run_dir / "checkpoints").glob("*.pt"))
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["iterations"] == {"a": 8, "b": 16}[name]
+        assert load_any(run_dir).path.name == "final.safetensors"
+    summary = json.loads((uninterrupted / "a" / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(uninterrupted / "a"), "--data", DATA, "--split", "test", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["top1_error"] == summary["test_top1_error"]
+    events = [r["event"] for r in CampaignLog(uninterrupted).read()]
+    assert events == ["start", "finished", "start", "finished"]
+
+
+def test_stop_then_continue_is_bitwise_identical(tmp_path, uninterrupted):
+    campaign = tiny_campaign(tmp_path)
+    out = tmp_path / "out"
+    checkpoint = out / "a" / "checkpoints" / "last.pt"
+    # Stop (SIGTERM to the training process) once run "a" has a checkpoint to resume from.
+    status = continue_campaign(campaign, out, DATA, log=lambda line: None, poll=0.05,
+                               should_stop=lambda: checkpoint.is_file())
+    assert status == "interrupted"
+    assert checkpoint.is_file() and not (out / "a" / "summary.json").exists()
+    # One SIGTERM: the run saved a checkpoint where it stopped (a second one would abort it).
+    log = (out / "a" / "train.log").read_text()
+    assert "interrupted at iteration" in log and "resnetlab train: interrupted" not in log
+    progress = {p.name: p for p in campaign_progress(out)[2]}
+    assert progress["a"].state == "partial" and 0 < progress["a"].done < 8
+    assert progress["b"].state == "pending" and progress["b"].seconds_left is not None
+    text = format_status(out)
+    assert "a " in text and "partial" in text and f"{progress['a'].done:,}/8" in text
+    assert continue_campaign(campaign, out, DATA, log=lambda line: None) == "finished"
+    for name in ("a", "b"):
+        mine, reference = final_state(out / name), final_state(uninterrupted / name)
+        assert mine.keys() == reference.keys()
+        assert all(torch.equal(mine[k], reference[k]) for k in mine)
+    events = [(r["event"], r["run"]) for r in CampaignLog(out).read() if r["event"] != "load"]
+    assert events[:3] == [("start", "a"), ("stopped", "a"), ("resume", "a")]
+
+
+def test_kill_9_of_a_training_process_then_continue_is_bitwise_identical(tmp_path, uninterrupted):
+    campaign = tiny_campaign(tmp_path)
+    out = tmp_path / "out"
+    checkpoint = out / "b" / "checkpoints" / "last.pt"
+    # The runner in its own process; kill -9 the training process under it after its first
+    # checkpoint (run b: 16 iterations, a checkpoint every 2).
+    runner = subprocess.Popen([sys.executable, "-m", "resnetlab", "reproduce", "campaign", str(tmp_path / "tiny.toml"),
+                               "--data", DATA, "--out", str(out), "--only", "b"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_file() and time.monotonic() < deadline and runner.poll() is None:
+        time.sleep(0.05)
+    trainers = subprocess.run(["pgrep", "-f", "--", f"--out {out / 'b'} "], capture_output=True, text=True).stdout.split()
+    for pid in trainers:
+        os.kill(int(pid), signal.SIGKILL)
+    output = runner.communicate(timeout=120)[0]
+    assert trainers, output
+    assert runner.returncode == 1 and "training failed" in output
+    assert continue_campaign(campaign, out, DATA, only=("b",), log=lambda line: None) == "finished"
+    assert not (out / "a").exists()
+    mine, reference = final_state(out / "b"), final_state(uninterrupted / "b")
+    assert all(torch.equal(mine[k], reference[k]) for k in reference)
+
+
+def test_a_locked_run_is_never_started_twice(tmp_path):
+    campaign = tiny_campaign(tmp_path)
+    out = tmp_path / "out"
+    fd = _try_lock(out / "a")  # as if another runner's training process held it
+    try:
+        lines = []
+        status = continue_campaign(campaign, out, DATA, only=("a",), log=lines.append)
+        assert status == "interrupted" and any("already being trained" in line for line in lines)
+        assert not (out / "a" / "config.json").exists()
+        assert campaign_progress(out)[2][0].state == "running"
+    finally:
+        os.close(fd)
+    assert (out / "a" / LOCK_NAME).is_file()
+
+
+def test_a_folder_refuses_another_campaign_or_data(tmp_path, uninterrupted):
+    campaign = tiny_campaign(tmp_path)
+    with pytest.raises(ValueError, match="same --data"):
+        continue_campaign(campaign, uninterrupted, "synthetic:999", log=lambda line: None)
+    other = parse_campaign({"name": "other", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}]},
+                           source="other")
+    with pytest.raises(ValueError, match="holds campaign 'tiny'"):
+        continue_campaign(other, uninterrupted, DATA, log=lambda line: None)
