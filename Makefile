@@ -23,7 +23,7 @@ test: venv
 	$(PY) -m pytest
 
 bench: venv
-	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/peak.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
