@@ -62,9 +62,10 @@ def test_shipped_campaigns_resolve_like_the_train_command(name):
     assert campaign.name == name and campaign.runs
     parser = build_parser()
     for planned in campaign.runs:
-        args = parser.parse_args(planned.train_args("somewhere/cifar10-jpeg", Path("out") / planned.name))
+        data = planned.data_for("somewhere/cifar10-jpeg", Path("out"))
+        args = parser.parse_args(planned.train_args(data, Path("out") / planned.name))
         # The runner starts `resnetlab train` with these arguments: both must mean the same config.
-        assert resolve_config(args) == planned.config("somewhere/cifar10-jpeg")
+        assert resolve_config(args) == planned.config(data)
 
 
 def test_cifar10_campaign_order_and_full_schedule_runs():
@@ -89,6 +90,7 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
     ({"run": [{"name": "x", "recipe": "nope"}]}, "unknown recipe 'nope'"),
     ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "epochs": 3}]}, "unknown key(s) epochs"),
     ({"run": [{"name": "../x", "recipe": "cifar10-resnet20"}]}, "name must be a directory name"),
+    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "jpeg_quality": 100}]}, "jpeg_quality must be an integer"),
 ])
 def test_bad_campaign_files_name_the_problem(change, message):
     values = {"name": "c", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}], **change}

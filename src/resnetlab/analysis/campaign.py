@@ -22,6 +22,8 @@ File format::
     set = { val_size = 0 }           # this run's ``--set`` keys, over the campaign's
     ships = "resnet20.cifar10"       # the shipped-weights name its final model becomes
     note = "..."                     # why the run is there (printed by ``status``)
+    jpeg_quality = 50                # train and test on OUT/data-jpeg50: the campaign's --data
+                                     # re-encoded at this JPEG quality (data/reencode.py)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 from ..engine.config import TrainConfig, apply_overrides, load_recipe
 
 CAMPAIGN_KEYS = {"name", "version", "description", "set", "run"}
-RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note"}
+RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note", "jpeg_quality"}
 _RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -51,6 +53,13 @@ class PlannedRun:
     overrides: dict = field(default_factory=dict)  # ``--set`` keys (campaign's, then the run's)
     ships: str | None = None
     note: str = ""
+    jpeg_quality: int | None = None  # train on the campaign's data re-encoded at this quality
+
+    def data_for(self, data: str | None, out: Path) -> str | None:
+        """The dataset this run trains on: the campaign's, or its re-encoded copy under ``out``."""
+        if self.jpeg_quality is None:
+            return data
+        return str(Path(out) / f"data-jpeg{self.jpeg_quality}")
 
     def config(self, data: str | None) -> TrainConfig:
         """The configuration ``resnetlab train`` resolves from :meth:`train_args` (same order)."""
@@ -89,7 +98,8 @@ class Campaign:
         return {
             "name": self.name, "version": self.version, "description": self.description,
             "runs": [{"name": r.name, "recipe": r.recipe, "budget": r.budget, "seed": r.seed,
-                      "set": r.overrides, "ships": r.ships, "note": r.note} for r in self.runs],
+                      "set": r.overrides, "ships": r.ships, "note": r.note, "jpeg_quality": r.jpeg_quality}
+                     for r in self.runs],
         }
 
 
@@ -166,12 +176,15 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
         ships = raw.get("ships")
         if ships is not None and not (isinstance(ships, str) and "." in ships):
             raise ValueError(f"{where} ({run_name}): ships must be a weights name like 'resnet20.cifar10', got {ships!r}")
+        quality = raw.get("jpeg_quality")
+        if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95):
+            raise ValueError(f"{where} ({run_name}): jpeg_quality must be an integer in 1..95, got {quality!r}")
         if not isinstance(raw.get("recipe"), str):
             raise ValueError(f"{where} ({run_name}): recipe must be a recipe name, got {raw.get('recipe')!r}")
         planned = PlannedRun(
             name=run_name, recipe=raw["recipe"], budget=float(budget), seed=seed,
             overrides={**common, **_table(raw.get("set", {}), f"{where} ({run_name}): set")},
-            ships=ships, note=str(raw.get("note", "")),
+            ships=ships, note=str(raw.get("note", "")), jpeg_quality=quality,
         )
         try:
             planned.config(data=None)  # every recipe and key is checked when the file is read

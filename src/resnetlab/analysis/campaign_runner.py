@@ -208,7 +208,13 @@ def continue_campaign(
                     log(f"{planned.name}: already being trained by another process; skipped")
                     continue
                 resume = (run_dir / "checkpoints" / "last.pt").is_file()
-                args = planned.train_args(data, run_dir) + (["--resume"] if resume else [])
+                run_data = planned.data_for(data, out)
+                if planned.jpeg_quality is not None:
+                    from ..data.reencode import reencode_folder
+
+                    log(f"{planned.name}: data re-encoded at JPEG quality {planned.jpeg_quality} -> {run_data}")
+                    reencode_folder(data, run_data, planned.jpeg_quality)  # reused when already complete
+                args = planned.train_args(run_data, run_dir) + (["--resume"] if resume else [])
                 # The OpenMP wait policy is read when torch starts: it travels in the environment.
                 env = {**(policy_environ(wait_policy) if wait_policy else os.environ), "OMP_NUM_THREADS": str(per_job)}
                 log(f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "

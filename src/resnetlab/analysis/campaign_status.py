@@ -87,7 +87,7 @@ def campaign_progress(out: Path) -> tuple[Campaign, str | None, list[RunProgress
     rows: list[tuple[PlannedRun, dict]] = []
     for planned in campaign.runs:
         run_dir = out / planned.name
-        config = planned.config(data)
+        config = planned.config(planned.data_for(data, out))
         metrics = _metrics(run_dir)
         speeds = [r["images_per_second"] for r in metrics if r.get("images_per_second")][-RECENT_LOG_POINTS:]
         ips = statistics.median(speeds) if speeds else None
