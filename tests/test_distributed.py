@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from resnetlab.engine.config import TrainConfig
 from resnetlab.engine.rundir import read_metrics
@@ -118,3 +121,37 @@ def test_ddp_loop_syncs_with_the_host_only_at_log_evaluation_and_checkpoint_poin
     # Per log point: the loss/error window and the stop flag; at iteration 24: validation and
     # test error, the finite-weights check before the checkpoint, the final test error.
     assert all(c["calls"] == 2 * 2 + 2 + 1 + 1 for c in counts), counts
+
+
+def test_kill_9_of_one_rank_then_resume_is_bitwise_identical(tmp_path) -> None:
+    """kill -9 of rank 1 in the middle of a 2-process run: torchrun tears the other down, the last
+    checkpoint loads, and resuming under torchrun ends with the weights of an uninterrupted run."""
+    from resnetlab.engine.checkpoint import load_checkpoint
+
+    long = ["--iterations", "12", "--set", "checkpoint_every=2", "--set", "milestones=[8]"]
+    run(tmp_path, "reference", 2, *long)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "killed"
+    job = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "resnetlab", *COMMON,
+                            "--out", str(out), *long], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)
+    last = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and job.poll() is None:
+        if last.is_file() and load_checkpoint(last)["iteration"] >= 4:
+            break
+        time.sleep(0.05)
+    # The workers are the agent's children that run the training module.
+    ps = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
+    workers = [int(line.split()[0]) for line in ps.splitlines()
+               if line.split()[1] == str(job.pid) and "-m resnetlab" in line]
+    assert len(workers) == 2, ps
+    os.kill(max(workers), signal.SIGKILL)  # the later-started worker: rank 1
+    output = job.communicate(timeout=120)[0]
+    assert job.returncode != 0, output
+    stopped_at = load_checkpoint(last)["iteration"]  # always a whole checkpoint
+    assert 4 <= stopped_at < 12
+    run(tmp_path, "killed", 2, *long, "--resume")
+    mine = load_checkpoint(last)["model"]
+    reference = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(mine[k], reference[k]) for k in reference)

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-from ..engine.config import TrainConfig, apply_overrides, load_recipe
+from ..engine.config import TrainConfig, apply_overrides, load_recipe, read_toml, shipped_names
 
 CAMPAIGN_KEYS = {"name", "version", "description", "set", "run"}
 RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note", "jpeg_quality"}
@@ -117,24 +115,12 @@ def toml_value(value: object) -> str:
 
 
 def campaign_names() -> list[str]:
-    folder = resources.files("resnetlab") / "campaigns"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped_names("campaigns")
 
 
 def load_campaign(name_or_path: str | Path) -> Campaign:
     """A shipped campaign by name (``cifar10``) or a campaign TOML file by path."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" and path.is_file():
-        text, source, stem = path.read_text(), str(path), path.stem
-    else:
-        resource = resources.files("resnetlab") / "campaigns" / f"{name_or_path}.toml"
-        if not resource.is_file():
-            raise ValueError(f"unknown campaign {str(name_or_path)!r}; shipped campaigns: {', '.join(campaign_names())}")
-        text, source, stem = resource.read_text(), f"campaign {name_or_path}", str(name_or_path)
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{source}: not valid TOML: {error}") from None
+    values, source, stem = read_toml(name_or_path, "campaigns", "campaign")
     return parse_campaign(values, source=source, stem=stem)
 
 

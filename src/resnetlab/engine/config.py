@@ -213,25 +213,36 @@ def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
         raise ValueError(f"{source}: {error}") from None
 
 
+def shipped_names(folder: str) -> list[str]:
+    """Names of the TOML files shipped in ``resnetlab/<folder>/`` (recipes, campaigns)."""
+    where = resources.files("resnetlab") / folder
+    return sorted(p.name[:-5] for p in where.iterdir() if p.name.endswith(".toml"))
+
+
+def read_toml(name_or_path: str | Path, folder: str, what: str) -> tuple[dict, str, str]:
+    """A shipped TOML file by name (``resnetlab/<folder>/<name>.toml``) or a ``.toml`` path:
+    ``(values, source, stem)``, ``source`` naming it in error messages."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text, source, stem = path.read_text(), str(path), path.stem
+    else:
+        resource = resources.files("resnetlab") / folder / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise ValueError(f"unknown {what} {str(name_or_path)!r}; shipped {what}s: {', '.join(shipped_names(folder))}")
+        text, source, stem = resource.read_text(), f"{what} {name_or_path}", str(name_or_path)
+    try:
+        return tomllib.loads(text), source, stem
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{source}: not valid TOML: {error}") from None
+
+
 def recipe_names() -> list[str]:
-    folder = resources.files("resnetlab") / "recipes"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped_names("recipes")
 
 
 def load_recipe(name_or_path: str | Path) -> TrainConfig:
     """A shipped recipe by name (``cifar10-resnet20``) or a TOML file by path."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" and path.is_file():
-        text, source = path.read_text(), str(path)
-    else:
-        resource = resources.files("resnetlab") / "recipes" / f"{name_or_path}.toml"
-        if not resource.is_file():
-            raise ValueError(f"unknown recipe {str(name_or_path)!r}; shipped recipes: {', '.join(recipe_names())}")
-        text, source = resource.read_text(), f"recipe {name_or_path}"
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{source}: not valid TOML: {error}") from None
+    values, source, _ = read_toml(name_or_path, "recipes", "recipe")
     return config_from_dict(values, source=source)
 
 
