@@ -52,7 +52,7 @@ def uninterrupted(tmp_path_factory):
     """The tiny campaign trained start to end in one go: the reference for every resume test."""
     tmp = tmp_path_factory.mktemp("campaign")
     campaign = tiny_campaign(tmp)
-    assert continue_campaign(campaign, tmp / "out", DATA, log=lambda line: None) == "finished"
+    assert continue_campaign(campaign, tmp / "out", DATA, threads=1, log=lambda line: None) == "finished"
     return tmp / "out"
 
 
@@ -120,7 +120,7 @@ def test_stop_then_continue_is_bitwise_identical(tmp_path, uninterrupted):
     out = tmp_path / "out"
     checkpoint = out / "a" / "checkpoints" / "last.pt"
     # Stop (SIGTERM to the training process) once run "a" has a checkpoint to resume from.
-    status = continue_campaign(campaign, out, DATA, log=lambda line: None, poll=0.05,
+    status = continue_campaign(campaign, out, DATA, threads=1, log=lambda line: None, poll=0.05,
                                should_stop=lambda: checkpoint.is_file())
     assert status == "interrupted"
     assert checkpoint.is_file() and not (out / "a" / "summary.json").exists()
@@ -132,7 +132,7 @@ def test_stop_then_continue_is_bitwise_identical(tmp_path, uninterrupted):
     assert progress["b"].state == "pending" and progress["b"].seconds_left is not None
     text = format_status(out)
     assert "a " in text and "partial" in text and f"{progress['a'].done:,}/8" in text
-    assert continue_campaign(campaign, out, DATA, log=lambda line: None) == "finished"
+    assert continue_campaign(campaign, out, DATA, threads=1, log=lambda line: None) == "finished"
     for name in ("a", "b"):
         mine, reference = final_state(out / name), final_state(uninterrupted / name)
         assert mine.keys() == reference.keys()
@@ -148,7 +148,7 @@ def test_kill_9_of_a_training_process_then_continue_is_bitwise_identical(tmp_pat
     # The runner in its own process; kill -9 the training process under it after its first
     # checkpoint (run b: 16 iterations, a checkpoint every 2).
     runner = subprocess.Popen([sys.executable, "-m", "resnetlab", "reproduce", "campaign", str(tmp_path / "tiny.toml"),
-                               "--data", DATA, "--out", str(out), "--only", "b"],
+                               "--data", DATA, "--out", str(out), "--only", "b", "--jobs", "1", "--threads", "1"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not checkpoint.is_file() and time.monotonic() < deadline and runner.poll() is None:
@@ -159,7 +159,7 @@ def test_kill_9_of_a_training_process_then_continue_is_bitwise_identical(tmp_pat
     output = runner.communicate(timeout=120)[0]
     assert trainers, output
     assert runner.returncode == 1 and "training failed" in output
-    assert continue_campaign(campaign, out, DATA, only=("b",), log=lambda line: None) == "finished"
+    assert continue_campaign(campaign, out, DATA, threads=1, only=("b",), log=lambda line: None) == "finished"
     assert not (out / "a").exists()
     mine, reference = final_state(out / "b"), final_state(uninterrupted / "b")
     assert all(torch.equal(mine[k], reference[k]) for k in reference)
@@ -171,7 +171,7 @@ def test_a_locked_run_is_never_started_twice(tmp_path):
     fd = _try_lock(out / "a")  # as if another runner's training process held it
     try:
         lines = []
-        status = continue_campaign(campaign, out, DATA, only=("a",), log=lines.append)
+        status = continue_campaign(campaign, out, DATA, threads=1, only=("a",), log=lines.append)
         assert status == "interrupted" and any("already being trained" in line for line in lines)
         assert not (out / "a" / "config.json").exists()
         assert campaign_progress(out)[2][0].state == "running"
@@ -183,8 +183,8 @@ def test_a_locked_run_is_never_started_twice(tmp_path):
 def test_a_folder_refuses_another_campaign_or_data(tmp_path, uninterrupted):
     campaign = tiny_campaign(tmp_path)
     with pytest.raises(ValueError, match="same --data"):
-        continue_campaign(campaign, uninterrupted, "synthetic:999", log=lambda line: None)
+        continue_campaign(campaign, uninterrupted, "synthetic:999", threads=1, log=lambda line: None)
     other = parse_campaign({"name": "other", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}]},
                            source="other")
     with pytest.raises(ValueError, match="holds campaign 'tiny'"):
-        continue_campaign(other, uninterrupted, DATA, log=lambda line: None)
+        continue_campaign(other, uninterrupted, DATA, threads=1, log=lambda line: None)

@@ -72,7 +72,7 @@ def test_import_resnet50_from_ddp_safetensors(tmp_path):
 
     state = random_state(torchvision_resnet_spec(50, num_classes=10))
     save_file({f"module.{k}": v for k, v in state.items()}, str(tmp_path / "tv.safetensors"))
-    result = import_weights(tmp_path / "tv.safetensors", "resnet50", tmp_path / "r50.pt")
+    result = import_weights(tmp_path / "tv.safetensors", "resnet50", tmp_path / "r50.pt", stride_on="3x3")
     assert result.report.ok and result.filled == ()
     loaded = load_any(tmp_path / "r50.pt")
     assert loaded.options == {"stride_on": "3x3", "num_classes": 10} and len(loaded.classes) == 10
@@ -128,7 +128,7 @@ def test_export_writes_torchvision_layout_and_round_trips(r18, tmp_path):
     assert all(torch.equal(exported[k], r18[k]) for k in r18)
     st = export_weights(tmp_path / "ckpt.pt", tmp_path / "w.safetensors")
     again = load_any(st)
-    assert again.classes == tuple("abcde") and again.options == {"stride_on": "3x3", "num_classes": 5}
+    assert again.classes == tuple("abcde") and again.options == {"num_classes": 5}  # basic blocks: no stride choice
     assert all(torch.equal(again.model.state_dict()[k], v) for k, v in r18.items())
 
 

@@ -4,15 +4,18 @@ torchvision is never required: every operation has a plain-PyTorch path (``detec
 ``detection/roi.py``). Where it is installed its compiled operators are a faster path, but a
 torchvision wheel built for another torch release imports with an error about a missing operator
 (``torchvision::nms does not exist``) or fails at its first call. Such a build is detected once per
-process, reported in one line on stderr, and treated as absent.
+process, reported in one warning of the ``resnetlab`` logger (one line on stderr where logging is
+not configured otherwise), and treated as absent.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
-import sys
+import logging
 from types import ModuleType
+
+logger = logging.getLogger("resnetlab")
 
 
 @functools.lru_cache(maxsize=1)
@@ -28,8 +31,8 @@ def torchvision_ops() -> ModuleType | None:
         return ops
     except Exception as error:  # RuntimeError/ImportError/OSError from a broken operator library
         reason = " ".join(str(error).split()) or type(error).__name__
-        print(f"resnetlab: warning: torchvision is installed but unusable ({reason[:160]}); "
-              "using the plain-PyTorch operators", file=sys.stderr)
+        logger.warning("resnetlab: warning: torchvision is installed but unusable (%s); "
+                       "using the plain-PyTorch operators", reason[:160])
         return None
 
 

@@ -172,10 +172,12 @@ def continue_campaign(
     campaign: Campaign, out: Path, data: str | None, *, jobs: int = 1, threads: int | None = None,
     wait_policy: str | None = None, only: tuple[str, ...] = (), log: Callable[[str], None] = print,
     should_stop: Callable[[], bool] = lambda: False, python: str = sys.executable, poll: float = 1.0,
+    device: str | None = None,
 ) -> str:
     """Train every unfinished run (``only``: these names), ``jobs`` at a time, each with ``threads``
     threads (default: the available cores / ``jobs``) and the OpenMP ``wait_policy``
-    (``engine.threads``); returns ``"finished"`` (every selected run done), ``"interrupted"`` or
+    (``engine.threads``), on ``device`` (each run's ``--device``; None: its recipe's); returns
+    ``"finished"`` (every selected run done), ``"interrupted"`` or
     ``"failed"``."""
     from ..engine.rundir import git_revision
     from ..engine.threads import available_cores, policy_environ, policy_environment
@@ -214,7 +216,8 @@ def continue_campaign(
 
                     log(f"{planned.name}: data re-encoded at JPEG quality {planned.jpeg_quality} -> {run_data}")
                     reencode_folder(data, run_data, planned.jpeg_quality)  # reused when already complete
-                args = planned.train_args(run_data, run_dir) + (["--resume"] if resume else [])
+                args = (planned.train_args(run_data, run_dir) + (["--device", device] if device else [])
+                        + (["--resume"] if resume else []))
                 # The OpenMP wait policy is read when torch starts: it travels in the environment.
                 env = {**(policy_environ(wait_policy) if wait_policy else os.environ), "OMP_NUM_THREADS": str(per_job)}
                 log(f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "

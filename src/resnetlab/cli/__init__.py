@@ -5,14 +5,21 @@ Exit status: 0 on success; 1 for input a user can fix (bad names, bad values, mi
 files, an existing output without ``--overwrite``), reported in one line naming the file, key or
 value; 2 for usage errors (argparse). An unexpected exception is a bug and keeps its traceback;
 ``--debug`` prints the traceback of every error.
+
+``--help`` must stay fast: nothing here, nor at the top of a sub-module, imports torch, numpy,
+PIL, matplotlib or a library module that does; each command imports what it needs when it runs
+(tests/test_cli_conventions.py checks it). The library logs through the ``resnetlab`` logger;
+``main`` sends its records to stderr at the level ``--quiet`` / ``--verbose`` choose.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import traceback
+from typing import Callable
 
 from .. import __version__
 
@@ -38,30 +45,68 @@ def build_parser() -> argparse.ArgumentParser:
         prog="resnetlab",
         description="Deep Residual Learning (He et al., 2016): build, train, test, reproduce, deploy.",
     )
-    parser.add_argument("--debug", action="store_true", help="print the traceback of any error")
     parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
+    _add_global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
-    _accept_debug_everywhere(parser)
+    _accept_global_flags_everywhere(parser)
     return parser
 
 
-def _accept_debug_everywhere(parser: argparse.ArgumentParser) -> None:
-    """``--debug`` also after the (sub)command, where one types it when an error surprises."""
+def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
+    """``--debug``, ``--quiet`` and ``--verbose``, but for those a (sub)command declares itself."""
+    have = parser._option_string_actions
+    if "--debug" not in have:
+        parser.add_argument("--debug", action="store_true", default=default, help="print the traceback of any error")
+    chatter = parser.add_mutually_exclusive_group()
+    if "--quiet" not in have:
+        chatter.add_argument("--quiet", "-q", action="store_true", default=default,
+                             help="only warnings, errors and results: no progress or info lines")
+    if "--verbose" not in have:
+        chatter.add_argument("--verbose", "-v", action="store_true", default=default,
+                             help="also debug messages of the library")
+
+
+def _accept_global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--debug``, ``--quiet`` and ``--verbose`` also after the (sub)command, where one types
+    them when an error surprises or a run is too chatty."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 # SUPPRESS: absent here, the top-level value (False or True) stands.
-                sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                 help="print the traceback of any error")
-                _accept_debug_everywhere(sub)
+                _add_global_flags(sub, default=argparse.SUPPRESS)
+                _accept_global_flags_everywhere(sub)
+
+
+# --device: the same option, with the same default, on every command that computes.
+class _DefaultDevice(str):
+    """The default ``auto``, told apart from a typed ``--device auto`` by identity: where a recipe
+    has its own ``device`` key (``train``), that key stands unless ``--device`` is given."""
+
+
+DEFAULT_DEVICE = _DefaultDevice("auto")
+DEVICE_HELP = "torch device: auto (the default: CUDA if present, else CPU), cpu, cuda or cuda:N"
+
+
+def add_device_argument(parser: argparse.ArgumentParser, help: str = DEVICE_HELP, choices=None) -> None:
+    parser.add_argument("--device", default=DEFAULT_DEVICE, choices=choices,
+                        metavar="DEVICE" if choices is None else None, help=help)
+
+
+def device_given(args: argparse.Namespace) -> bool:
+    """Whether ``--device`` was typed (``--device auto`` included), not left at its default."""
+    device = getattr(args, "device", None)
+    return device is not None and device is not DEFAULT_DEVICE
 
 
 def check_device(name: str) -> str:
-    """A torch device string that names a device this machine has; one line otherwise."""
+    """A torch device string that names a device this machine has (``auto``: cuda if there is
+    one, else cpu); one line otherwise."""
     import torch
 
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
@@ -105,9 +150,48 @@ def describe(error: BaseException) -> str:
     return text
 
 
+LOGGER_NAME = "resnetlab"  # the library's one logger; modules log to children (resnetlab.engine, ...)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (pytest's capture, a
+    redirected stream), not to the stream of the moment it was made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
+def configure_logging(quiet: bool = False, verbose: bool = False) -> logging.Logger:
+    """The ``resnetlab`` logger at WARNING (``--quiet``), DEBUG (``--verbose``) or INFO, with one
+    stderr handler however often this is called."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    return logger
+
+
+def progress_printer(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where a command sends the library's progress and info lines (the ``log=`` callables):
+    stdout, flushed at once; nowhere under ``--quiet``. Results are printed regardless."""
+    if getattr(args, "quiet", False):
+        return lambda line: None
+    return lambda line: print(line, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
     prefix = f"resnetlab {args.command}"
     try:
         result = args.func(args)

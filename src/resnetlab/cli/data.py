@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.download import DownloadError, download_cifar
 from . import UserError
 
 
@@ -19,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="fetch from this URL instead of the official host")
     p.add_argument("--md5", help="expected md5 of the archive at --url (default: the official one)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default: 60)")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    # The global --quiet; declared here too so that this module's parser stands alone. SUPPRESS:
+    # absent here, the top-level value stands.
+    p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress on stderr (as the global --quiet)")
     p.set_defaults(func=run_download)
 
 
@@ -40,7 +42,9 @@ class _Progress:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    progress = None if args.quiet else _Progress()
+    from ..data.download import DownloadError, download_cifar
+
+    progress = None if getattr(args, "quiet", False) else _Progress()
     try:
         folder = download_cifar(args.name, args.root, fmt=args.fmt, url=args.url, md5=args.md5,
                                 timeout=args.timeout, progress=progress)

@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..engine.protocols import MULTISCALE_SIZES, PROTOCOLS, evaluate_checkpoints
-from ..inference.loading import check_checkpoint_file
-from . import check_device
+from ..engine.protocol_names import MULTISCALE_SIZES, PROTOCOLS
+from . import add_device_argument, check_device
 
 
 def _scales(text: str) -> tuple[int, ...]:
@@ -27,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="test error of checkpoints (several: an ensemble) with 1-crop, 10-crop or multi-scale testing",
     )
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint files or run directories")
-    p.add_argument("--data", help="image folder (ImageNet layout or CIFAR JPEG folders) or CIFAR pickle/binary")
+    p.add_argument("--data", help="image folder (ImageNet layout or CIFAR JPEG folders) or CIFAR pickle/binary "
+                   "(default: the built-in synthetic set)")
     p.add_argument("--split", choices=("test", "val", "train"), help="default: val if the folder has one, else test")
     p.add_argument(
         "--protocol", choices=PROTOCOLS,
@@ -40,17 +40,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                    help="unreadable image files: stop (default) or skip and count them")
     p.add_argument("--limit", type=int, help="evaluate only N evenly spaced images (quick checks)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from ..engine.protocols import evaluate_checkpoints
+    from ..inference.loading import check_checkpoint_file
+
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be positive, got {args.limit}")
-    check_device(args.device)
+    device = check_device(args.device)
     for checkpoint in map(Path, args.checkpoints):  # one clear line for a text, empty or truncated file
         if checkpoint.is_file() and checkpoint.suffix != ".safetensors":
             check_checkpoint_file(checkpoint)
@@ -64,7 +67,7 @@ def run_eval(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         scales=args.scales,
         limit=args.limit,
-        device=args.device,
+        device=device,
     )
     if args.json:
         print(json.dumps(report.as_dict()))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..models import list_models, measure, model_info
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list every network with its complexity beside the paper's")
@@ -42,6 +40,8 @@ def _fmt_count(value: float | None, unit: float, suffix: str, digits: int = 2) -
 
 
 def summary_row(name: str, input_size: int | None = None, **options) -> dict:
+    from ..models import measure, model_info
+
     info = model_info(name)
     c = measure(name, input_size, **options)
     return {
@@ -62,6 +62,8 @@ MAX_INPUT_SIZE = 4096
 def check_input_size(name: str, size: int | None) -> None:
     if size is None:
         return
+    from ..models import model_info
+
     low = MIN_INPUT_SIZE.get(model_info(name).family, 1)
     if not low <= size <= MAX_INPUT_SIZE:
         raise ValueError(f"--input-size must be between {low} and {MAX_INPUT_SIZE} for {name}, got {size}")
@@ -83,6 +85,8 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from ..models import list_models
+
     names = [n for n in list_models(args.family) if n not in ("cifar_resnet", "cifar_plain")]
     rows = [summary_row(name) for name in names]
     if args.json:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import UserError, check_device
+from . import UserError, add_device_argument, check_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or directories")
     p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.set_defaults(func=run_predict)
 
@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("src", help=".pt/.pth/.safetensors state dict (DDP 'module.' prefixes are fine)")
     q.add_argument("--model", required=True, help="registered name, e.g. resnet50")
     q.add_argument("--stride-on", choices=("1x1", "3x3"),
-                   help="bottleneck stride placement (default 3x3: torchvision/timm are v1.5)")
+                   help="bottleneck stride placement, required for resnet/plain 50/101/152: "
+                        "3x3 = torchvision/timm (v1.5), 1x1 = the paper's v1")
     q.add_argument("--classes", help="text file with one class name per line")
     q.add_argument("--non-strict", action="store_true", help="accept missing/unexpected keys (never mis-shaped)")
     q.add_argument("--out", required=True, help="checkpoint to write (.pt)")

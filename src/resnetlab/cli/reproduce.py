@@ -6,6 +6,8 @@ import argparse
 import signal
 from pathlib import Path
 
+from . import add_device_argument, device_given, progress_printer
+
 SUITE_HELP = {
     "degradation": "Fig. 1/6: plain-20..56 vs ResNet-20..110 training and test error curves",
     "table6": "Table 6: ResNet-20..110 (1202 with --models) test error, mean ± std over --seeds",
@@ -28,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             s.add_argument("--cache-dir", type=Path, help="decoded-dataset cache (default: ~/.cache/resnetlab)")
             s.add_argument("--no-train", action="store_true",
                            help="train nothing: report the finished runs already in --out")
+            add_device_argument(s, choices=("auto", "cpu", "cuda"),
+                                help="where the runs train: auto (the default: CUDA if present, else CPU), cpu or cuda")
         s.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
         s.add_argument("--models", nargs="+", default=[], metavar="MODEL",
                        help="restrict to these networks (default: the paper's set for this suite)")
@@ -45,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--threads", type=int, help="threads per run (default: the available cores / --jobs)")
     s.add_argument("--wait-policy", help="OpenMP wait policy of each run: default, passive, active or spin:N")
     s.add_argument("--only", nargs="+", default=[], metavar="RUN", help="train only these runs")
+    add_device_argument(s, choices=("auto", "cpu", "cuda"),
+                        help="where the runs train: auto (the default: CUDA if present, else CPU, as each "
+                             "run's recipe says), cpu or cuda (passed to every run as --device)")
     s.set_defaults(func=run_campaign)
     s = suites.add_parser("status", help="where every planned run of a campaign folder stands, with time left")
     s.add_argument("out", type=Path, metavar="DIR", help="a campaign folder (--out of `reproduce campaign`)")
@@ -72,16 +79,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_reproduce(args: argparse.Namespace) -> int:
     from ..analysis.suites import SuiteOptions, reproduce
-    from .train import StopFlag, default_cache_dir
+    from ..data.datasets import default_cache_dir
+    from .train import StopFlag
 
+    # The default (auto) is the recipes' own device: the runs' configs stay those of earlier results.
+    overrides = {"device": str(args.device)} if device_given(args) else {}
     options = SuiteOptions(
         suite=args.suite, out=args.out, data=getattr(args, "data", None),
         budget=getattr(args, "budget", 1.0), seeds=getattr(args, "seeds", 1), models=tuple(args.models),
+        overrides=overrides,
     )
     stop = StopFlag()
     stop.install()
     result = reproduce(options, cache_dir=getattr(args, "cache_dir", None) or default_cache_dir(),
-                       should_stop=stop, log=lambda line: print(line, flush=True),
+                       should_stop=stop, log=progress_printer(args),
                        train_missing=not getattr(args, "no_train", False))
     if result.status == "interrupted":
         return 128 + (stop.signal or signal.SIGINT)
@@ -99,8 +110,12 @@ def run_campaign(args: argparse.Namespace) -> int:
     from ..engine.threads import available_cores
 
     jobs = args.jobs if args.jobs is not None else available_cores()
+    # Only a device other than auto travels to the runs: with auto, each run's config is exactly
+    # what the campaign plans (and what its run directory already records).
+    device = str(args.device) if device_given(args) and args.device != "auto" else None
     status = continue_campaign(campaign, args.out, args.data, jobs=jobs, threads=args.threads,
-                               wait_policy=args.wait_policy, only=tuple(args.only), log=lambda line: print(line, flush=True), should_stop=stop)
+                               wait_policy=args.wait_policy, only=tuple(args.only), device=device,
+                               log=progress_printer(args), should_stop=stop)
     print(f"campaign {campaign.name}: {status}; `resnetlab reproduce status {args.out}` shows every run")
     if status == "failed":
         return 1

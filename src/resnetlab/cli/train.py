@@ -10,8 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..data.datasets import default_cache_dir
-from . import UserError
+from . import UserError, add_device_argument, device_given, progress_printer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, help="override the recipe's iterations (milestones unchanged)")
     p.add_argument("--budget", type=float, help="train on this fraction of the schedule, milestones scaled too")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the recipe's (auto)")
+    add_device_argument(p, choices=("auto", "cpu", "cuda"),
+                        help="auto (the default: CUDA if present, else CPU; a recipe's own device key stands "
+                             "unless --device is given), cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]")
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
     p.set_defaults(func=run_train)
 
-    p = subparsers.add_parser("recipes", help="list the shipped training recipes")
+    p = subparsers.add_parser("recipes", help="list the shipped training recipes (classification and detection)")
     p.set_defaults(func=run_recipes)
 
     p = subparsers.add_parser("demo", help="train ResNet-20 on the built-in synthetic set (about two minutes on 2 cores)")
@@ -61,8 +62,8 @@ def resolve_config(args: argparse.Namespace):
         changes["iterations"] = args.iterations
     if args.seed is not None:
         changes["seed"] = args.seed
-    if args.device is not None:
-        changes["device"] = args.device
+    if device_given(args):  # the default (auto) leaves the recipe's device key as it is
+        changes["device"] = str(args.device)
     if changes:
         from ..engine.config import config_from_dict
 
@@ -91,6 +92,7 @@ class StopFlag:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..data.datasets import default_cache_dir
     from ..engine.distributed import DistInfo, init, shutdown
     from ..engine.train import TrainingDiverged, resolve_device, train
 
@@ -112,11 +114,11 @@ def run_train(args: argparse.Namespace) -> int:
     init(dist_info, resolve_device(config.device))
     stop = StopFlag()
     stop.install()
-    quiet = (lambda line: None) if not dist_info.is_main else (lambda line: print(line, flush=True))
+    log = (lambda line: None) if not dist_info.is_main else progress_printer(args)
     try:
         result = train(
             config, out, resume=args.resume, cache_dir=args.cache_dir or default_cache_dir(),
-            should_stop=stop, log=quiet, progress_tty=None, dist_info=dist_info, argv=sys.argv,
+            should_stop=stop, log=log, progress_tty=None, dist_info=dist_info, argv=sys.argv,
         )
     except TrainingDiverged as error:
         raise UserError(str(error)) from None
@@ -128,12 +130,20 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_recipes(args: argparse.Namespace) -> int:
+    from ..detection.config import list_recipes as detection_recipes
+    from ..detection.config import load_recipe as load_detection_recipe
     from ..engine.config import load_recipe, recipe_names
 
+    print("classification (resnetlab train --recipe NAME):")
     for name in recipe_names():
         c = load_recipe(name)
-        print(f"{name:<22} {c.model:<11} {c.iterations:>6} it  batch {c.batch_size:<4} lr {c.lr:g}"
+        print(f"  {name:<22} {c.model:<11} {c.iterations:>6} it  batch {c.batch_size:<4} lr {c.lr:g}"
               f"{' warm-up ' + format(c.warmup_lr, 'g') if c.warmup_lr else ''}  milestones {list(c.milestones)}")
+    print("detection (resnetlab detect train --recipe NAME):")
+    for name in detection_recipes():
+        c = load_detection_recipe(name)
+        print(f"  {name:<22} {c.backbone:<11} {c.iterations:>6} it  batch {c.images_per_batch:<4} lr {c.lr:g}"
+              f"  steps {list(c.lr_steps)}  on {c.dataset}")
     return 0
 
 
@@ -223,9 +233,10 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     prepare_demo_out(out)
     config = load_recipe("demo")
-    print("resnetlab demo: ResNet-20 (He et al. 2016, Sec. 4.2) on the built-in synthetic 10-class set,")
-    print(f"the paper's recipe on a {config.iterations}-iteration budget (lr 0.1, /10 at {list(config.milestones)}).\n")
-    result = train(config, out, cache_dir=None, log=lambda line: print(line, flush=True), progress_tty=None, argv=sys.argv)
+    log = progress_printer(args)
+    log("resnetlab demo: ResNet-20 (He et al. 2016, Sec. 4.2) on the built-in synthetic 10-class set,")
+    log(f"the paper's recipe on a {config.iterations}-iteration budget (lr 0.1, /10 at {list(config.milestones)}).\n")
+    result = train(config, out, cache_dir=None, log=log, progress_tty=None, argv=sys.argv)
     s = result.summary
     print(f"\nResNet-20 test error on the synthetic set: {s['test_top1_error']:.2f}% "
           f"(chance: 90%), {s['images_per_second']:.0f} training images/s.")

@@ -171,12 +171,13 @@ class Detector:
                                         torch.zeros(0, dtype=torch.bool)), self.config.min_size, self.config.max_size)
                    for im in images]
         batch, sizes = batch_images([s.image for s in samples], self.mean, self.std)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            outputs = self.model(batch, sizes)
+        device = next(self.model.parameters()).device  # the model's device; results come back on the CPU
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            outputs = self.model(batch.to(device), sizes)
         results = []
         for sample, out in zip(samples, outputs):
-            boxes = out["boxes"].float() / sample.scale  # back to the original image's pixels
-            results.append({"boxes": boxes, "scores": out["scores"].float(), "labels": out["labels"]})
+            boxes = out["boxes"].float().cpu() / sample.scale  # back to the original image's pixels
+            results.append({"boxes": boxes, "scores": out["scores"].float().cpu(), "labels": out["labels"].cpu()})
         return results
 
 
@@ -193,8 +194,9 @@ def detector_payload(detector: Detector) -> dict:
     }
 
 
-def load_detector(path: str | Path) -> Detector:
-    """Rebuild a detector from a checkpoint (or run directory) written by ``train_detector``."""
+def load_detector(path: str | Path, device: str | torch.device = "cpu") -> Detector:
+    """Rebuild a detector from a checkpoint (or run directory) written by ``train_detector``, on
+    ``device``."""
     path = resolve_checkpoint(path)
     payload = load_checkpoint(path)
     if payload.get("kind") != CHECKPOINT_KIND:
@@ -203,7 +205,7 @@ def load_detector(path: str | Path) -> Detector:
     # Detectors saved before backbone options were recorded were all built with the defaults.
     model, _, _ = build_detector(config, len(payload["classes"]), dict(payload.get("backbone_options", {})))
     load_state_dict(model, payload["model"], source=str(path))
-    model.eval()
+    model.to(device).eval()
     return Detector(model, config, tuple(payload["classes"]), tuple(payload["pixel_mean"]),
                     tuple(payload["pixel_std"]), int(payload.get("iteration", 0)))
 

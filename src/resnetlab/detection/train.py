@@ -67,9 +67,10 @@ def _batches(length: int, config: DetectionConfig, generator: torch.Generator, s
 
 def train_detector(
     config: DetectionConfig, data: str | Path | None, out: str | Path, log=print, evaluate: bool = True,
-    eval_limit: int | None = None,
+    eval_limit: int | None = None, device: str | torch.device = "cpu",
 ) -> dict:
-    """Train, checkpoint, evaluate; returns the final evaluation (also in ``out/results.json``)."""
+    """Train on ``device``, checkpoint, evaluate; returns the final evaluation (also in
+    ``out/results.json``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -77,6 +78,7 @@ def train_detector(
     train_set = build_dataset(config, data, train=True)
     test_set = build_dataset(config, data, train=False) if evaluate else None
     model, mean, std = build_detector(config, len(train_set.classes))
+    model.to(device)
     detector = Detector(model, config, tuple(train_set.classes), tuple(mean), tuple(std))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     optimizer = make_optimizer(model, config)
@@ -131,9 +133,10 @@ def _train_loop(config, model, detector, optimizer, loader, mean, std, generator
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         images, sizes = batch_images([s.image for s in samples], mean, std)
-        targets = [training_targets(s) for s in samples]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
-            losses = model(images, sizes, targets, generator)
+        device = next(model.parameters()).device
+        targets = [{k: v.to(device) for k, v in training_targets(s).items()} for s in samples]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
+            losses = model(images.to(device), sizes, targets, generator)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {float(loss)} at iteration {iteration}: lower lr or add warm-up")

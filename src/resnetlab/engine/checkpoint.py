@@ -3,7 +3,8 @@
 A checkpoint is a dict (``torch.save``, loadable with ``weights_only=True``):
 
 - ``format``: ``"resnetlab/1"``
-- ``arch``: ``{"name": registry name, "options": build_model options}``
+- ``arch``: ``{"name": registry name, "options": build_model options}``; a bottleneck net's
+  ``stride_on`` is always written out (files from before that lack it were built "1x1", and load so)
 - ``model``: the state dict (torchvision layout, see ``models.interop``)
 - ``classes``: class names; ``preprocess``: ``Preprocess.to_dict()``
 - ``iteration`` and, in training checkpoints, ``config``, ``optimizer``, ``rng`` and ``loader`` state
@@ -25,6 +26,7 @@ from torch import nn
 from ..data.preprocess import Preprocess
 from ..models import build_model
 from ..models.interop import load_state_dict
+from ..models.registry import explicit_layout
 
 FORMAT = "resnetlab/1"
 
@@ -132,13 +134,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     path = resolve_checkpoint(path)
     payload = load_checkpoint(path)
     arch = payload["arch"]
-    model = build_model(arch["name"], **arch.get("options", {}))
+    options = explicit_layout(arch["name"], arch.get("options", {}))
+    model = build_model(arch["name"], **options)
     load_state_dict(model, payload["model"], source=str(path))
     model.to(device).eval()
     return LoadedModel(
         model=model,
         name=arch["name"],
-        options=dict(arch.get("options", {})),
+        options=options,
         classes=tuple(payload.get("classes", ())),
         preprocess=Preprocess.from_dict(payload.get("preprocess", {})),
         path=path,
@@ -153,7 +156,7 @@ def model_payload(
     from ..models.interop import strip_prefixes
 
     return {
-        "arch": {"name": name, "options": dict(options)},
+        "arch": {"name": name, "options": explicit_layout(name, options)},
         "model": {k: v.detach().cpu() for k, v in strip_prefixes(model.state_dict()).items()},
         "classes": list(classes),
         "preprocess": preprocess.to_dict(),

@@ -28,9 +28,7 @@ from torch import nn
 from ..data.imagenet import ImageIndex, index_split, is_image_folder
 from ..data.imagenet_loader import DecodeConfig, ImageLoader, scaled_size
 from ..data.preprocess import Preprocess
-
-PROTOCOLS = ("single", "1crop", "10crop", "multiscale")
-MULTISCALE_SIZES = (224, 256, 384, 480, 640)  # Sec. 3.4: shorter side of each scale
+from .protocol_names import MULTISCALE_SIZES, PROTOCOLS
 
 
 class Scorer(Protocol):
@@ -328,7 +326,8 @@ def evaluate_checkpoints(
             arrays = arrays.subset(torch.arange(limit) * len(arrays) // limit)
         batches = ((arrays.images[i : i + batch_size], arrays.labels[i : i + batch_size]) for i in range(0, len(arrays), batch_size))
         counts = evaluate_counts(scorers, batches, protocol, scales=scales)
-    return EvalReport(tuple(str(s.path) for s in scorers), str(data), split, protocol, counts, skipped)
+    name = "synthetic (built-in)" if data is None else str(data)  # load_dataset(None): the built-in set
+    return EvalReport(tuple(str(s.path) for s in scorers), name, split, protocol, counts, skipped)
 
 
 def _dataset_loader():

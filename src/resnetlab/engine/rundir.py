@@ -150,7 +150,11 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.started = time.perf_counter()
-        self.log = log or (lambda line: print(line, file=self.stream, flush=True))
+        self.log = log or self._write_line
+
+    def _write_line(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
 
     def eta(self, iteration: int) -> float:
         done = iteration - self.start_iteration

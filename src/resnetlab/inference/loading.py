@@ -18,6 +18,7 @@ from ..data.preprocess import Preprocess
 from ..engine.checkpoint import FORMAT, LoadedModel, load_model, resolve_checkpoint
 from ..models import build_model
 from ..models.interop import load_state_dict, save_weights
+from ..models.registry import explicit_layout
 
 SAFETENSORS_KEYS = ("format", "arch", "classes", "preprocess", "iteration")
 
@@ -66,23 +67,21 @@ def _load_safetensors(path: Path, device: str | torch.device) -> LoadedModel:
     except Exception as error:  # truncated or foreign file: name it and say why
         raise ValueError(f"cannot read safetensors file {path}: {error}") from None
     if metadata.get("format") != FORMAT or not all(k in metadata for k in ("arch", "preprocess")):
-        raise ValueError(
-            f"{path} holds weights without resnetlab metadata (format {FORMAT}); "
-            "convert it with `resnetlab weights import`"
-        )
+        raise ValueError(foreign_file_message(path, state))
     try:
         arch = json.loads(metadata["arch"])
         classes = tuple(json.loads(metadata.get("classes", "[]")))
         preprocess = preprocess_from_json(metadata["preprocess"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: malformed resnetlab metadata: {error}") from None
-    model = build_model(arch["name"], **arch.get("options", {}))
+    options = explicit_layout(arch["name"], arch.get("options", {}))
+    model = build_model(arch["name"], **options)
     load_state_dict(model, state, source=str(path))
     model.to(device).eval()
     return LoadedModel(
         model=model,
         name=arch["name"],
-        options=dict(arch.get("options", {})),
+        options=options,
         classes=classes,
         preprocess=preprocess,
         path=path,
@@ -113,6 +112,9 @@ def load_any(path: str | Path, device: str | torch.device = "cpu") -> LoadedMode
     path = Path(path)
     if path.is_dir() and (path / "final.safetensors").is_file() and not (path / "checkpoints" / "last.pt").is_file():
         path = path / "final.safetensors"  # a finished campaign run keeps its final weights only
+    elif path.is_dir() and (path / "model.safetensors").is_file() and (path / "config.json").is_file() \
+            and not (path / "checkpoints").is_dir():
+        path = path / "model.safetensors"  # a save_pretrained folder (models.hub): our metadata is in it
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise FileNotFoundError(f"no weights file at {path}")
@@ -122,8 +124,30 @@ def load_any(path: str | Path, device: str | torch.device = "cpu") -> LoadedMode
         return load_model(path, device)
     except ValueError as error:
         if "is not a resnetlab checkpoint" in str(error):
-            raise ValueError(f"{error}; a bare state dict can be converted with `resnetlab weights import`") from None
+            raise ValueError(foreign_file_message(path)) from None
         raise ValueError(one_line_load_error(error)) from None
+
+
+def foreign_file_message(path: Path, state: dict | None = None) -> str:
+    """One line for weights without resnetlab metadata: what to run to convert them, with the
+    bottleneck stride choice spelled out when they are a bottleneck net's (which stride placement
+    they were trained with cannot be read from the weights, so eval/predict never guess it)."""
+    from ..models.interop import guess_architecture, read_state_dict, strip_prefixes
+    from ..models.registry import is_bottleneck
+
+    try:
+        state = strip_prefixes(state if state is not None else read_state_dict(path))
+        name = guess_architecture(state)
+    except (ValueError, OSError, RuntimeError):
+        state, name = None, None
+    if state is None:
+        return f"{path} is not a resnetlab checkpoint (format {FORMAT})"
+    command = f"resnetlab weights import {path} --model {name or 'NAME'}"
+    if name and is_bottleneck(name):
+        return (f"{path} holds {name} weights without resnetlab metadata (format {FORMAT}), and the weights "
+                f"alone cannot tell where the bottleneck stride sits: convert them with `{command} --stride-on 3x3 "
+                f"--out CKPT` (torchvision/timm, v1.5) or `--stride-on 1x1` (paper v1)")
+    return f"{path} holds weights without resnetlab metadata (format {FORMAT}); convert them with `{command} --out CKPT`"
 
 
 def check_checkpoint_file(path: str | Path) -> None:

@@ -17,7 +17,11 @@ import torch
 from ..data.preprocess import Preprocess
 from ..engine.checkpoint import model_payload, save_checkpoint
 from ..models import build_model, model_info
-from ..models.interop import KeyReport, load_state_dict, read_state_dict, save_weights, strip_prefixes
+from ..models.interop import (
+    KeyReport, StrideChoiceError, fill_batch_counters, load_state_dict, read_weights_file, save_weights,
+    stride_choice_message,
+)
+from ..models.registry import explicit_layout, is_bottleneck
 from .export import refuse_existing, staged_output
 from .loading import load_any, safetensors_metadata
 
@@ -41,15 +45,7 @@ class ImportResult:
     options: dict
 
 
-def _fill_batch_counters(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[str, ...]:
-    """Add missing BN ``num_batches_tracked`` counters (timm and some exports drop them); they do
-    not affect evaluation, so their absence should not make an otherwise exact fit fail."""
-    filled = []
-    for key, value in model.state_dict().items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(value)
-            filled.append(key)
-    return tuple(filled)
+_fill_batch_counters = fill_batch_counters  # the older private name
 
 
 def import_weights(
@@ -65,8 +61,12 @@ def import_weights(
     """A torchvision/timm-layout state dict (``.pt``/``.pth``/``.safetensors``, DDP ``module.``
     prefixes allowed) -> a resnetlab checkpoint at ``out``.
 
-    ``stride_on`` defaults to "3x3" (v1.5, what torchvision and timm trained) for ImageNet ResNets.
-    ``num_classes`` is taken from the source's ``fc.weight``. Mis-shaped tensors always fail; missing
+    ``stride_on`` must be given for a bottleneck net (resnet50/101/152, plain50/101/152): "3x3"
+    for torchvision/timm weights (v1.5), "1x1" for the paper's v1; the weights alone cannot tell
+    the two apart and either loads with strict=True (see ``models.interop``), so there is no
+    default and its absence raises ``StrideChoiceError``. A resnetlab file records its own
+    placement, which is used (a contradicting ``stride_on`` is refused). Basic-block nets need no
+    choice. ``num_classes`` is taken from the source's ``fc.weight``. Mis-shaped tensors always fail; missing
     or unexpected keys fail unless ``strict=False``. An existing ``out`` is replaced only with
     ``overwrite``.
     """
@@ -75,12 +75,20 @@ def import_weights(
     if info.family == "cifar":
         raise ValueError(f"{model} is a CIFAR network; weights import covers ImageNet-layout models "
                          "(resnet18..152, plain*, vgg16/19)")
-    state = strip_prefixes(read_state_dict(src))
-    options: dict = {}
-    if "stride_on" in info.options:
-        options["stride_on"] = stride_on or "3x3"
-    elif stride_on is not None:
+    if stride_on is not None and "stride_on" not in info.options:
         raise ValueError(f"{model} has no bottleneck stride to place; drop --stride-on")
+    state, arch = read_weights_file(src)
+    options: dict = {}
+    if arch is not None and arch.get("name") == model:  # a resnetlab file records its layout
+        recorded = explicit_layout(model, arch.get("options", {})).get("stride_on")
+        if stride_on is not None and recorded is not None and stride_on != recorded:
+            raise ValueError(f"{src} is a resnetlab {model} file built with stride_on={recorded}; "
+                             f"drop --stride-on {stride_on}")
+        stride_on = stride_on or recorded
+    if stride_on is not None:
+        options["stride_on"] = stride_on
+    elif is_bottleneck(model):
+        raise StrideChoiceError(stride_choice_message(model, str(src)))
     head = state.get("fc.weight", state.get("classifier.6.weight"))
     if head is not None and head.ndim == 2 and head.shape[0] != 1000:
         options["num_classes"] = int(head.shape[0])

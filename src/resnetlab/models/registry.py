@@ -62,6 +62,12 @@ def build_model(name: str, weights=None, **options) -> nn.Module:
     ``weights``: shipped trained weights to load, by data set (``build_model("resnet20",
     weights="cifar10")``), full name (``"resnet20.cifar10"``) or a ``Weights`` object from
     ``get_weights``; the options must then be those the weights were trained with.
+
+    ``weights`` may also be a file (a ``Path``, or a string ending in ``.pt``/``.pth``/
+    ``.safetensors`` or containing a ``/``): a resnetlab file is built with the options it
+    records (given options must agree); a foreign (torchvision/timm) state dict of a bottleneck
+    net (resnet50/101/152) needs ``stride_on`` given, "3x3" for torchvision/timm (v1.5) or "1x1"
+    for the paper's v1, since the weights alone cannot tell the two apart.
     """
     info = model_info(name)
     valid = info.options
@@ -72,6 +78,10 @@ def build_model(name: str, weights=None, **options) -> nn.Module:
         )
     if weights is None:
         return info.builder(**options)
+    from .interop import is_weights_path, load_weights_file
+
+    if is_weights_path(weights):
+        return load_weights_file(name, weights, options)
     from .pretrained import load_into, resolve_weights
 
     chosen = resolve_weights(name, weights)
@@ -85,6 +95,33 @@ def build_model(name: str, weights=None, **options) -> nn.Module:
 
 def _default_option(info: ModelInfo, key: str):
     return inspect.signature(info.builder).parameters[key].default
+
+
+# The bottleneck stride placement every resnetlab file made without an explicit ``stride_on`` was
+# built with (the builders' default since the first commit): the paper's v1. Files record it
+# explicitly from now on (``explicit_layout``), so a future change of the builder default could
+# never flip the layout of an old file.
+RECORDED_STRIDE_DEFAULT = "1x1"
+
+
+def is_bottleneck(name: str) -> bool:
+    """True for the ImageNet nets whose blocks are bottlenecks (resnet/plain 50, 101, 152): the
+    only ones where ``stride_on`` changes the network (v1 "1x1" vs v1.5 "3x3")."""
+    from .resnet import IMAGENET_DEPTHS
+
+    info = model_info(name)
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (info.family == "imagenet" and digits.isdigit()
+            and IMAGENET_DEPTHS.get(int(digits), ("basic",))[0] == "bottleneck")
+
+
+def explicit_layout(name: str, options: dict) -> dict:
+    """``options`` with the bottleneck stride placement written out (``stride_on`` of a
+    bottleneck net defaults to the recorded "1x1"); other nets' options are returned unchanged."""
+    options = dict(options)
+    if is_bottleneck(name):
+        options.setdefault("stride_on", RECORDED_STRIDE_DEFAULT)
+    return options
 
 
 # --- builders -------------------------------------------------------------------------------
