@@ -1,6 +1,7 @@
 """kill -9 of a training run at several points, one of them in the middle of writing a checkpoint:
 the latest checkpoint always loads, and resuming ends bitwise identical to an uninterrupted run."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,28 @@ def test_kill_9_then_resume_is_bitwise_identical(tmp_path, reference, kill_at, h
     assert state.keys() == reference.keys()
     assert all(torch.equal(state[k], reference[k]) for k in reference)
     assert not list(last.parent.glob(".last.pt.*.tmp"))  # stale temporaries are cleaned up
+
+
+def test_kill_9_of_a_reproduce_suite_then_rerun_is_bitwise_identical(tmp_path):
+    """A reproduce suite killed half-way through a checkpoint write: the same command finishes it,
+    with the weights and the table of a suite that was never interrupted."""
+    suite = ["reproduce", "degradation", "--data", "synthetic:512", "--budget", "0.0005", "--models", "plain20"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    reference = subprocess.run([sys.executable, "-m", "resnetlab", *suite, "--out", str(tmp_path / "reference")],
+                               capture_output=True, text=True, timeout=300, env=env)
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    out = tmp_path / "killed"
+    child = subprocess.run([sys.executable, "-c", CHILD, "3", "during", *suite, "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert child.returncode == -9, child.stdout + child.stderr
+    run = out / "runs" / "plain20-s0"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["iteration"] > 0 and not (run / "summary.json").exists()
+    again = subprocess.run([sys.executable, "-m", "resnetlab", *suite, "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and "resuming" in again.stdout, again.stdout + again.stderr
+    mine = final_weights(run)
+    theirs = final_weights(tmp_path / "reference" / "runs" / "plain20-s0")
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary == {**json.loads((tmp_path / "reference" / "runs" / "plain20-s0" / "summary.json").read_text()),
+                       "wall_seconds": summary["wall_seconds"], "images_per_second": summary["images_per_second"]}
