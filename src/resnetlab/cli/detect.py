@@ -53,32 +53,20 @@ def _is_detection_run(out: Path) -> bool:
     from dataclasses import fields
 
     from ..detection.config import DetectionConfig
+    from ..engine.outputs import checkpoint_file, holds_only, recorded_config
 
-    for entry in out.iterdir():
-        if entry.is_symlink():
-            return False
-        if entry.is_file() and entry.name in ("config.json", "metrics.jsonl", "results.json"):
-            continue
-        if entry.is_dir() and entry.name == "checkpoints" and all(
-                f.is_file() and not f.is_symlink() and (f.suffix == ".pt" or f.name.endswith(".tmp"))
-                for f in entry.iterdir()):
-            continue
+    if not holds_only(out, ("config.json", "metrics.jsonl", "results.json"), {"checkpoints": checkpoint_file}):
         return False
-    try:
-        recorded = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(recorded, dict) and bool(recorded) and set(recorded) <= {f.name for f in fields(DetectionConfig)}
+    recorded = recorded_config(out)
+    return recorded is not None and set(recorded) <= {f.name for f in fields(DetectionConfig)}
 
 
 def prepare_train_out(out: Path, overwrite: bool) -> None:
     """A detection run starts in a new or empty folder (its metrics file is appended to), or
     replaces a previous detection run when asked; anything else is refused."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory; choose another --out")
-    if not any(out.iterdir()):
+    from ..engine.outputs import occupied
+
+    if not occupied(out):
         return
     if not _is_detection_run(out):
         raise UserError(f"{out} is not empty and is not a detection run; choose another --out")

@@ -152,20 +152,13 @@ RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "summary.json")
 RUN_FOLDERS = ("checkpoints", "tb")
 
 
-def _is_temporary(name: str) -> bool:
-    """An atomic-write leftover of ours (``.config.json.tmp``, ``.last.pt.<pid>.tmp``)."""
-    return name.startswith(".") and name.endswith(".tmp")
-
-
 def _holds_run_config(out: Path) -> bool:
     """Whether ``out/config.json`` is a resnetlab training config (not some other program's)."""
     from ..engine.config import FIELD_NAMES
+    from ..engine.outputs import recorded_config
 
-    try:
-        values = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(values, dict) and bool(values) and set(values) <= set(FIELD_NAMES)
+    values = recorded_config(out)
+    return values is not None and set(values) <= set(FIELD_NAMES)
 
 
 def check_fresh_out(out: Path) -> None:
@@ -185,40 +178,22 @@ def check_fresh_out(out: Path) -> None:
 def _is_demo_run(out: Path) -> bool:
     """Everything in ``out`` is what a demo run writes, and its config is the demo recipe's."""
     from ..engine.config import load_recipe
+    from ..engine.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
 
-    for entry in out.iterdir():
-        name = entry.name
-        if entry.is_symlink():
-            return False
-        if entry.is_file() and (name in RUN_FILES or _is_temporary(name)):
-            continue
-        if entry.is_dir() and name == "checkpoints" and all(
-                f.is_file() and not f.is_symlink() and (f.suffix == ".pt" or _is_temporary(f.name))
-                for f in entry.iterdir()):
-            continue
-        if entry.is_dir() and name == "tb" and all(
-                f.is_file() and not f.is_symlink() and f.name.startswith("events.out.tfevents.")
-                for f in entry.iterdir()):
-            continue
+    if not holds_only(out, RUN_FILES, {"checkpoints": checkpoint_file, "tb": tensorboard_file}, temporaries=True):
         return False
-    try:
-        recorded = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
+    recorded = recorded_config(out)
     # Compared as JSON, the form config.json is written in (tuples become lists). A key that an
     # older version did not record yet is not a difference (fields are only ever added).
     demo = json.loads(json.dumps(load_recipe("demo").to_dict(), default=str))
-    return (isinstance(recorded, dict) and bool(recorded) and set(recorded) <= set(demo)
-            and all(recorded[key] == demo[key] for key in recorded))
+    return recorded is not None and set(recorded) <= set(demo) and all(recorded[key] == demo[key] for key in recorded)
 
 
 def prepare_demo_out(out: Path) -> None:
     """Make ``out`` ready for a demo: replace a previous demo run, never anything else."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory; choose another --out")
-    if not any(out.iterdir()):
+    from ..engine.outputs import occupied
+
+    if not occupied(out):
         return
     if not _is_demo_run(out):
         raise UserError(f"{out} is not empty and is not a previous demo run; remove it yourself "
