@@ -2,6 +2,7 @@
 the latest checkpoint always loads, and resuming ends bitwise identical to an uninterrupted run."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ ARGS = ["train", "--recipe", "cifar10-resnet20", "--data", "synthetic:512", "--s
 
 # The training process kills itself (SIGKILL: no handler runs, as with kill -9 or a power cut) at
 # the N-th write of checkpoints/last.pt: just before it, or half-way through writing its bytes.
-CHILD = r"""
+PATCH = r"""
 import io, os, signal, sys
 import torch
 kill_at, how = int(sys.argv[1]), sys.argv[2]
@@ -37,8 +38,18 @@ def save(obj, handle, *args, **kwargs):
     return real_save(obj, handle, *args, **kwargs)
 
 torch.save = save
-from resnetlab.cli import main
-sys.exit(main(sys.argv[3:]))
+"""
+CHILD = PATCH + "from resnetlab.cli import main\nsys.exit(main(sys.argv[3:]))\n"
+# A reproduce suite of one tiny run (depth 8, 12 iterations of 32 images), called as the CLI does.
+SUITE = {"iterations": 12, "milestones": [6], "batch_size": 32, "eval_every": 4, "log_every": 2,
+         "checkpoint_every": 2, "eval_batch_size": 256, "val_size": 64, "model_options": {"depth": 8}}
+CHILD_SUITE = PATCH + f"""
+from pathlib import Path
+from resnetlab.analysis.suites import SuiteOptions, reproduce
+options = SuiteOptions("degradation", Path(sys.argv[3]), data="synthetic:512", budget=0.0005,
+                       models=("plain20",), overrides={SUITE!r})
+result = reproduce(options, log=print)
+print(result.status)
 """
 
 
@@ -77,21 +88,22 @@ def test_kill_9_then_resume_is_bitwise_identical(tmp_path, reference, kill_at, h
 
 
 def test_kill_9_of_a_reproduce_suite_then_rerun_is_bitwise_identical(tmp_path):
-    """A reproduce suite killed half-way through a checkpoint write: the same command finishes it,
-    with the weights and the table of a suite that was never interrupted."""
-    suite = ["reproduce", "degradation", "--data", "synthetic:512", "--budget", "0.0005", "--models", "plain20"]
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    reference = subprocess.run([sys.executable, "-m", "resnetlab", *suite, "--out", str(tmp_path / "reference")],
-                               capture_output=True, text=True, timeout=300, env=env)
+    """A reproduce suite killed half-way through a checkpoint write: the same call finishes it,
+    with the weights and the summary of a suite that was never interrupted."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def suite(out: Path, kill_at: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", CHILD_SUITE, str(kill_at), "during", str(out)],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    reference = suite(tmp_path / "reference", 0)  # 0: never killed
     assert reference.returncode == 0, reference.stdout + reference.stderr
     out = tmp_path / "killed"
-    child = subprocess.run([sys.executable, "-c", CHILD, "3", "during", *suite, "--out", str(out)],
-                           capture_output=True, text=True, timeout=300, env=env)
+    child = suite(out, 3)
     assert child.returncode == -9, child.stdout + child.stderr
     run = out / "runs" / "plain20-s0"
-    assert load_checkpoint(run / "checkpoints" / "last.pt")["iteration"] > 0 and not (run / "summary.json").exists()
-    again = subprocess.run([sys.executable, "-m", "resnetlab", *suite, "--out", str(out)],
-                           capture_output=True, text=True, timeout=300, env=env)
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["iteration"] == 4 and not (run / "summary.json").exists()
+    again = suite(out, 0)
     assert again.returncode == 0 and "resuming" in again.stdout, again.stdout + again.stderr
     mine = final_weights(run)
     theirs = final_weights(tmp_path / "reference" / "runs" / "plain20-s0")
