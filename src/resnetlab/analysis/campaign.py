@@ -125,9 +125,7 @@ def load_campaign(name_or_path: str | Path) -> Campaign:
 
 
 def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Campaign:
-    unknown = sorted(set(values) - CAMPAIGN_KEYS)
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(CAMPAIGN_KEYS))}")
+    _refuse_unknown(values, CAMPAIGN_KEYS, source)
     name = values.get("name")
     if not isinstance(name, str) or not _RUN_NAME.match(name):
         raise ValueError(f"{source}: name must be a lower-case word, got {name!r}")
@@ -145,9 +143,7 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
         where = f"{source}: run {index + 1}"
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: must be a table")
-        unknown = sorted(set(raw) - RUN_KEYS)
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(RUN_KEYS))}")
+        _refuse_unknown(raw, RUN_KEYS, where)
         run_name = raw.get("name")
         if not isinstance(run_name, str) or not _RUN_NAME.match(run_name):
             raise ValueError(f"{where}: name must be a directory name (a-z, 0-9, . _ -), got {run_name!r}")
@@ -178,6 +174,12 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
             raise ValueError(f"{where} ({run_name}): {error}") from None
         runs.append(planned)
     return Campaign(name=name, version=version, description=str(values.get("description", "")), runs=tuple(runs))
+
+
+def _refuse_unknown(values: dict, valid: set[str], where: str) -> None:
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
 
 
 def _table(value: object, where: str) -> dict:
