@@ -1,10 +1,74 @@
-"""What the reports say of bf16 training (analysis/report.py) is what torch.autocast does to a ResNet."""
+"""Precision: what the reports say of bf16 training is what torch.autocast does to a ResNet; "auto"
+follows the CPU's native bf16; a run resumed in another precision records where it changed."""
 
+import json
+from itertools import count
+
+import pytest
 import torch
 import torch.nn.functional as F
 
-from resnetlab.engine.train import autocast_for
+from resnetlab.data import load_dataset
+from resnetlab.engine import precision as precision_module
+from resnetlab.engine.config import TrainConfig
+from resnetlab.engine.precision import autocast_for, cpu_flags, describe_segments, resolve_precision
+from resnetlab.engine.train import train
 from resnetlab.models import build_model
+
+CPU = torch.device("cpu")
+
+# Shortened /proc/cpuinfo texts: a Zen 4 host, and an Intel host whose hypervisor hides BF16/AMX.
+ZEN4 = "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+MASKED = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
+GRAVITON = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_cpu_flags_read_x86_and_arm_cpuinfo():
+    assert "avx512_bf16" in cpu_flags(ZEN4) and "avx512_bf16" not in cpu_flags(MASKED)
+    assert "bf16" in cpu_flags(GRAVITON)
+
+
+@pytest.mark.parametrize("text, expected", [(ZEN4, "bf16"), (MASKED, "fp32"), (GRAVITON, "bf16")])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, tmp_path, text, expected):
+    # oneDNN accepts bf16 on any AVX512 CPU and emulates it there, 3x slower than fp32: "auto" must
+    # not take its word for it.
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(text)
+    real_path = precision_module.Path
+    monkeypatch.setattr(precision_module, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
+    precision_module.cpu_has_native_bf16.cache_clear()
+    try:
+        assert resolve_precision("auto", CPU) == expected
+    finally:
+        precision_module.cpu_has_native_bf16.cache_clear()
+    assert resolve_precision("fp32", CPU) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
+    with pytest.raises(ValueError, match="fp16"):
+        resolve_precision("fp16", CPU)
+
+
+def test_describe_segments_names_each_precision_with_its_iterations():
+    same = [{"from_iteration": 0, "precision": "bf16"}, {"from_iteration": 500, "precision": "bf16"}]
+    assert describe_segments(same, "precision", 1000) == "bf16"
+    mixed = same + [{"from_iteration": 12073, "precision": "fp32"}, {"from_iteration": 20000, "precision": "fp32"}]
+    assert describe_segments(mixed, "precision", 64000) == "bf16 (iterations 0-12,073), fp32 (12,073-64,000)"
+
+
+def test_a_run_resumed_in_another_precision_records_where_it_changed(tmp_path, monkeypatch):
+    data = load_dataset("synthetic:320", "train"), load_dataset("synthetic", "test").subset(torch.arange(100))
+    config = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, iterations=8, batch_size=32,
+                         milestones=(4, 6), val_size=0, log_every=4, eval_every=100, checkpoint_every=3)
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    calls = count()
+    train(config, tmp_path / "run", data=data, log=lambda line: None, should_stop=lambda: next(calls) == 5)
+    first = json.loads((tmp_path / "run/meta.json").read_text())
+    assert [(s["from_iteration"], s["precision"]) for s in first["segments"]] == [(0, "bf16")]
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)  # "another host"
+    result = train(config, tmp_path / "run", data=data, log=lambda line: None, resume=True)
+    meta = json.loads((tmp_path / "run/meta.json").read_text())
+    stopped = meta["resumed_from"]
+    assert stopped > 0
+    assert [(s["from_iteration"], s["precision"]) for s in meta["segments"]] == [(0, "bf16"), (stopped, "fp32")]
+    assert result.summary["precision"] == f"bf16 (iterations 0-{stopped:,}), fp32 ({stopped:,}-8)"
 
 
 def test_bf16_autocast_covers_every_layer_but_keeps_weights_and_loss_fp32():

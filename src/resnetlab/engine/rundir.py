@@ -68,8 +68,38 @@ def git_revision(start: Path | None = None) -> str:
     rev = _git(["rev-parse", "HEAD"], where)
     if rev is None:
         return "unknown"
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], where)
+    # Only the code counts: a campaign's committed checkpoints change under results/ as it trains.
+    dirty = _git(["status", "--porcelain", "--untracked-files=no", "--", "src", "pyproject.toml"], where)
     return rev + ("-dirty" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def segments_so_far(meta_path: Path, resume_from: int | None) -> list[dict]:
+    """The segments an earlier start recorded in ``meta.json`` that end at or before ``resume_from``
+    (a fresh start has none). A run from before segments were recorded gets one reconstructed from
+    its meta.json, which describes its latest start."""
+    if resume_from is None or not meta_path.is_file():
+        return []
+    try:
+        old = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return []
+    segments = old.get("segments")
+    if segments is None:
+        segments = [{"from_iteration": 0, "precision": old.get("precision"), "threads": old.get("threads"),
+                     "git_revision": old.get("git_revision"), "cpu": old.get("cpu"), "started": old.get("started")}]
+    return [s for s in segments if int(s.get("from_iteration", 0)) < resume_from]
 
 
 def provenance(device: torch.device, precision: str, argv: list[str] | None = None) -> dict:
@@ -83,6 +113,7 @@ def provenance(device: torch.device, precision: str, argv: list[str] | None = No
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "device": str(device),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "threads": torch.get_num_threads(),

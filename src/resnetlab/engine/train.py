@@ -26,7 +26,8 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object
 from .data import array_data, load_arrays
 from .evaluate import rates
-from .rundir import MetricsLog, Progress, provenance, write_json
+from .precision import autocast_for, describe_segments, resolve_precision
+from .rundir import MetricsLog, Progress, provenance, segments_so_far, write_json
 from .schedule import LRSchedule
 
 # Keys that may differ between a run and its resumption (cadence and machine, not the recipe).
@@ -51,24 +52,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda requested but no CUDA device is available")
     return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" picks bf16 where the hardware computes it natively: it is several times faster."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return precision
-
-
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def _check_resumable(saved: dict, config: TrainConfig) -> None:
@@ -188,10 +171,18 @@ def train(
     if config.compile:
         train_model = torch.compile(train_model)
 
+    meta_segments: list[dict] = []
     if main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", config.to_dict())
         meta = provenance(device, precision, argv)
+        # Each start or resume adds a segment: a run resumed on another host (or under new code)
+        # says from which iteration its precision, threads and code revision changed.
+        meta["segments"] = segments_so_far(run_dir / "meta.json", start if resume else None) + [{
+            "from_iteration": start, "precision": precision, "threads": meta["threads"],
+            "git_revision": meta["git_revision"], "cpu": meta["cpu"], "started": meta["started"],
+        }]
+        meta_segments = meta["segments"]
         meta.update(seed=config.seed, world_size=dist_info.world_size, resumed_from=start if resume else None,
                     train_images=train_data.sizes["train"], val_images=train_data.sizes["val"],
                     test_images=train_data.sizes["test"])
@@ -346,7 +337,8 @@ def train(
             "best_val_iteration": best["iteration"],
             "params": params, "iterations": iteration, "batch_size": config.batch_size,
             "wall_seconds": wall, "images_per_second": (iteration - start) * config.batch_size / max(loop_seconds, 1e-9),
-            "device": str(device), "precision": precision, "seed": config.seed,
+            "device": str(device), "seed": config.seed,
+            "precision": describe_segments(meta_segments, "precision", iteration) if main else precision,
             "world_size": dist_info.world_size,
             # Unreadable training files dropped under on_error="skip" (imagenet pipeline).
             "skipped_images": [f"{path}: {reason}" for path, reason in getattr(batches, "skipped", [])],
