@@ -197,7 +197,7 @@ def test_batches_are_a_function_of_seed_and_iteration_and_shard_exactly() -> Non
 def test_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
     import io
 
-    from resnetlab.engine.rundir import Progress
+    from resnetlab.engine.progress import Progress
 
     screen = io.StringIO()
     bar = Progress(total=100, stream=screen, tty=True)
@@ -205,9 +205,15 @@ def test_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
     bar.message("iter 50: val error 10%")
     bar.close()
     text = screen.getvalue()
-    assert text.startswith("\r[############............] 50/100 loss 1.0 ETA ")
-    assert "iter 50: val error 10%" in text and text.endswith("\n")
+    assert "50/100" in text and "loss 1.0" in text and "\r" in text  # tqdm's bar, redrawn in place
+    assert "iter 50: val error 10%\n" in text and text.endswith("\n")
     lines: list[str] = []
     plain = Progress(total=100, tty=False, log=lines.append)
     plain.update(25, "loss 2.0")
     assert len(lines) == 1 and lines[0].startswith("iter 25/100 loss 2.0 eta ") and "\r" not in lines[0]
+    # Periodic on a non-terminal: updates within plain_every seconds print nothing, the last always.
+    lines.clear()
+    sparse = Progress(total=10, tty=False, log=lines.append, desc="eval", unit="img", plain_every=3600)
+    for n in range(1, 11):
+        sparse.update(n)
+    assert [line.split(" eta")[0] for line in lines] == ["eval 1/10", "eval 10/10"]

@@ -27,7 +27,8 @@ from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object
 from .data import array_data, load_arrays
 from .evaluate import rates
 from .precision import autocast_for, describe_segments, resolve_precision
-from .rundir import MetricsLog, Progress, provenance, segments_so_far, write_json
+from .progress import Progress
+from .rundir import MetricsLog, provenance, segments_so_far, write_json
 from .schedule import LRSchedule
 
 # Keys that may differ between a run and its resumption (cadence and machine, not the recipe).
