@@ -35,8 +35,14 @@ def host_info() -> dict:
                 flags = set(value.split())
     except OSError:
         pass
-    return {"cpu": model or platform.processor() or platform.machine(), "cpus": os.cpu_count(), "avx512_bf16": "avx512_bf16" in flags,
-            "amx_bf16": "amx_bf16" in flags, "amx_tile": "amx_tile" in flags, "python": platform.python_version()}
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "amx_tile": "amx_tile" in flags,
+        "python": platform.python_version(),
+    }
 
 
 def load_average() -> list[float] | None:
@@ -68,8 +74,9 @@ class StopAfter:
         return self.calls >= self.n or self.by_deadline
 
 
-def engine_throughput(model: str, arrays, *, iterations: int, warmup: int, seconds: float | None = None,
-                      device: str = "cpu", **changes) -> dict:
+def engine_throughput(
+    model: str, arrays, *, iterations: int, warmup: int, seconds: float | None = None, device: str = "cpu", **changes
+) -> dict:
     """Steady-state images/s of ``resnetlab.engine.train`` on the model's CIFAR recipe.
 
     The engine logs a window every ``warmup`` iterations with its own timestamps (it syncs the
@@ -77,26 +84,41 @@ def engine_throughput(model: str, arrays, *, iterations: int, warmup: int, secon
     run is stopped through ``should_stop`` after ``warmup + iterations`` iterations or at the
     deadline, so the final full-test-set evaluation never runs and a slow machine stays bounded.
     """
+    from resnetlab.checkpoints.rundir import read_metrics
     from resnetlab.engine.config import load_recipe
-    from resnetlab.engine.rundir import read_metrics
     from resnetlab.engine.train import train
 
     windows = max(1, -(-iterations // warmup))  # whole windows after the warm-up one
     total = warmup * (windows + 1)
     after = total + 1  # never reached: no milestone, evaluation or final evaluation inside the run
     config = load_recipe(f"cifar10-{model}").replace(
-        iterations=after, milestones=(after,), val_size=0, log_every=warmup, eval_every=after,
-        checkpoint_every=after, track_test_error=False, device=device, **changes)
+        iterations=after,
+        milestones=(after,),
+        val_size=0,
+        log_every=warmup,
+        eval_every=after,
+        checkpoint_every=after,
+        track_test_error=False,
+        device=device,
+        **changes,
+    )
     stop = StopAfter(total, seconds)
     with tempfile.TemporaryDirectory() as out:
         train(config, Path(out) / "run", data=arrays, log=lambda line: None, should_stop=stop)
         logged = [m for m in read_metrics(Path(out) / "run") if "images_per_second" in m]
-    result = {"model": model, "iterations": 0, "images_per_second": None, "stopped_by_deadline": stop.by_deadline,
-              "warmup_seconds": logged[0]["elapsed_seconds"] if logged else None}
+    result = {
+        "model": model,
+        "iterations": 0,
+        "images_per_second": None,
+        "stopped_by_deadline": stop.by_deadline,
+        "warmup_seconds": logged[0]["elapsed_seconds"] if logged else None,
+    }
     if len(logged) >= 2:  # elapsed time between the end of the warm-up window and the last window
         first, last = logged[0], logged[-1]
         n = last["iteration"] - first["iteration"]
-        result.update(iterations=n, images_per_second=n * config.batch_size / (last["elapsed_seconds"] - first["elapsed_seconds"]))
+        result.update(
+            iterations=n, images_per_second=n * config.batch_size / (last["elapsed_seconds"] - first["elapsed_seconds"])
+        )
     return result
 
 
@@ -108,16 +130,34 @@ def synthetic_arrays(spec: str):
 
 # --- subprocess workers ---------------------------------------------------------------------------
 
-def worker_command(model: str, *, threads: int, wait_policy: str, iterations: int, warmup: int,
-                   seconds: float, data: str) -> list[str]:
-    return [sys.executable, str(HERE / "benchlib.py"), "worker", "--model", model, "--threads", str(threads),
-            "--wait-policy", wait_policy, "--iterations", str(iterations), "--warmup", str(warmup),
-            "--seconds", str(seconds), "--data", data]
+
+def worker_command(
+    model: str, *, threads: int, wait_policy: str, iterations: int, warmup: int, seconds: float, data: str
+) -> list[str]:
+    return [
+        sys.executable,
+        str(HERE / "benchlib.py"),
+        "worker",
+        "--model",
+        model,
+        "--threads",
+        str(threads),
+        "--wait-policy",
+        wait_policy,
+        "--iterations",
+        str(iterations),
+        "--warmup",
+        str(warmup),
+        "--seconds",
+        str(seconds),
+        "--data",
+        data,
+    ]
 
 
 def parse_result(stdout: str) -> dict | None:
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT "):]) if lines else None
+    return json.loads(lines[-1][len("RESULT ") :]) if lines else None
 
 
 def start_worker(command: list[str]) -> subprocess.Popen:
@@ -180,10 +220,15 @@ def worker_main(argv: list[str]) -> int:
 
     # Before any torch import: this is the only point where the policy can still take effect.
     settings = configure_threads(args.threads, args.wait_policy)
-    result = engine_throughput(args.model, synthetic_arrays(args.data), iterations=args.iterations,
-                               warmup=args.warmup, seconds=args.seconds)
-    result.update(threads=settings.threads, wait_policy=args.wait_policy, wait_policy_applied=settings.wait_policy_applied,
-                  environment={k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")})
+    result = engine_throughput(
+        args.model, synthetic_arrays(args.data), iterations=args.iterations, warmup=args.warmup, seconds=args.seconds
+    )
+    result.update(
+        threads=settings.threads,
+        wait_policy=args.wait_policy,
+        wait_policy_applied=settings.wait_policy_applied,
+        environment={k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
+    )
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

@@ -1,6 +1,6 @@
 """Training and inference throughput of the C4 Faster R-CNN on the synthetic set, fp32 vs bf16.
 
-    .venv/bin/python benchmarks/detection_throughput.py --recipe synthetic-resnet18 --steps 5
+.venv/bin/python benchmarks/detection_throughput.py --recipe synthetic-resnet18 --steps 5
 """
 
 from __future__ import annotations
@@ -38,13 +38,20 @@ def measure(recipe: str, autocast: str, steps: int, overrides: dict) -> dict:
         if step:
             times.append(time.perf_counter() - start)
     detector = Detector(model, config, tuple(dataset.classes), mean, std)
-    detector.predict([samples[0].image], autocast=enabled)
+    precision = "bf16" if enabled else "fp32"
+    detector.predict([samples[0].image], precision=precision)
     start = time.perf_counter()
     for s in samples * 2:
-        detector.predict([s.image], autocast=enabled)
+        detector.predict([s.image], precision=precision)
     infer = (time.perf_counter() - start) / (2 * n)
-    return {"recipe": recipe, "autocast": autocast, "train_s_per_iter": min(times),
-            "train_images_per_s": n / min(times), "infer_s_per_image": infer, "threads": torch.get_num_threads()}
+    return {
+        "recipe": recipe,
+        "autocast": autocast,
+        "train_s_per_iter": min(times),
+        "train_images_per_s": n / min(times),
+        "infer_s_per_image": infer,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import benchlib  # beside this file
@@ -30,30 +30,42 @@ import benchlib  # beside this file
 EXIT_USAGE, EXIT_NO_GPU = 2, 3
 ROOT = Path(__file__).resolve().parents[1]
 FULL_RUN = "resnet20-full"
-NO_GPU = ("error: no CUDA GPU is available to PyTorch (torch.cuda.is_available() is False; torch {version}, "
-          "CUDA build {cuda}). This benchmark needs one NVIDIA GPU. On a GPU machine whose .venv holds a "
-          "CPU-only torch, reinstall it: rm -rf .venv and run TORCH_PIN='torch --index-url "
-          "https://download.pytorch.org/whl/cu128' benchmarks/gpu.sh ...")
+NO_GPU = (
+    "error: no CUDA GPU is available to PyTorch (torch.cuda.is_available() is False; torch {version}, "
+    "CUDA build {cuda}). This benchmark needs one NVIDIA GPU. On a GPU machine whose .venv holds a "
+    "CPU-only torch, reinstall it: rm -rf .venv and run TORCH_PIN='torch --index-url "
+    "https://download.pytorch.org/whl/cu128' benchmarks/gpu.sh ..."
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="benchmarks/gpu.sh", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="benchmarks/gpu.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("data", type=Path, help="the CIFAR-10 JPEG folder (train/ and test/ of class folders)")
     p.add_argument("out", type=Path, nargs="?", default=ROOT / "runs" / "gpu-bench", help="result folder")
-    p.add_argument("--compile", choices=("auto", "yes", "no"), default="auto",
-                   help="full run with torch.compile: 'auto' measures both first and picks the faster")
+    p.add_argument(
+        "--compile",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="full run with torch.compile: 'auto' measures both first and picks the faster",
+    )
     p.add_argument("--full-iterations", type=int, default=64_000, help="the full run's iterations (paper: 64k)")
     p.add_argument("--full-timeout", type=float, default=1800.0, help="seconds before the full run is stopped")
     p.add_argument("--r50-batch", type=int, default=256, help="ResNet-50 batch (the paper's ImageNet batch)")
-    p.add_argument("--smoke", action="store_true", help="check the orchestration on the CPU: tiny sizes, no "
-                   "compile, no GPU needed; its figures are meaningless")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="check the orchestration on the CPU: tiny sizes, no compile, no GPU needed; its figures are meaningless",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.full_iterations, args.r50_batch, args.compile = min(args.full_iterations, 4), 2, "no"
     for sub in ("train", "test"):
         if not (args.data / sub).is_dir():
-            p.error(f"{args.data} has no {sub}/ folder: pass the CIFAR-10 JPEG copy (train/ and test/ of class folders)")
+            p.error(
+                f"{args.data} has no {sub}/ folder: pass the CIFAR-10 JPEG copy (train/ and test/ of class folders)"
+            )
     if (args.out / FULL_RUN).exists():
         p.error(f"{args.out / FULL_RUN} already exists: pass a new OUT_DIR (results are never overwritten)")
     if args.full_iterations < 1 or args.r50_batch < 1:
@@ -66,13 +78,21 @@ def render_markdown(r: dict) -> str:
     lines = ["# GPU benchmark results", ""]
     if r.get("label"):
         lines += [f"**{r['label']}**", ""]
-    lines += [f"- device: {r.get('device')}, torch {r.get('torch')}, CUDA {r.get('cuda')}",
-              f"- started {r.get('started')}; phases done: {', '.join(r.get('phases_done', [])) or 'none'}; "
-              f"wall so far {r.get('wall_seconds', 0):.0f} s", f"- command: `{r.get('command')}`", ""]
+    lines += [
+        f"- device: {r.get('device')}, torch {r.get('torch')}, CUDA {r.get('cuda')}",
+        f"- started {r.get('started')}; phases done: {', '.join(r.get('phases_done', [])) or 'none'}; "
+        f"wall so far {r.get('wall_seconds', 0):.0f} s",
+        f"- command: `{r.get('command')}`",
+        "",
+    ]
     rows = r.get("throughput", [])
     if rows:
-        lines += ["## Training throughput", "", "| model | input | batch | mode | images/s | warm-up s |",
-                  "|---|---|---|---|---:|---:|"]
+        lines += [
+            "## Training throughput",
+            "",
+            "| model | input | batch | mode | images/s | warm-up s |",
+            "|---|---|---|---|---:|---:|",
+        ]
         for t in rows:
             ips = "failed" if t.get("images_per_second") is None else f"{t['images_per_second']:,.0f}"
             warm = "-" if t.get("warmup_seconds") is None else f"{t['warmup_seconds']:.1f}"
@@ -80,18 +100,31 @@ def render_markdown(r: dict) -> str:
         lines.append("")
     choice = r.get("compile_choice")
     if choice:
-        lines += ["## Eager or compile", "", f"Estimated full-run loop time: eager {choice['eager_seconds']:.0f} s, "
-                  f"compile {choice['compile_seconds']:.0f} s (compilation included); chosen: "
-                  f"**{'compile' if choice['compile'] else 'eager'}** ({choice['reason']}).", ""]
+        lines += [
+            "## Eager or compile",
+            "",
+            f"Estimated full-run loop time: eager {choice['eager_seconds']:.0f} s, "
+            f"compile {choice['compile_seconds']:.0f} s (compilation included); chosen: "
+            f"**{'compile' if choice['compile'] else 'eager'}** ({choice['reason']}).",
+            "",
+        ]
     full = r.get("full_run")
     if full:
-        lines += ["## ResNet-20, full schedule (CIFAR-10, 50k training images, val_size=0)", "",
-                  "| iterations | compile | status | test error % | steady images/s | loop s | process wall s |",
-                  "|---:|---|---|---:|---:|---:|---:|"]
-        def f(key, fmt):  # noqa: E306
+        lines += [
+            "## ResNet-20, full schedule (CIFAR-10, 50k training images, val_size=0)",
+            "",
+            "| iterations | compile | status | test error % | steady images/s | loop s | process wall s |",
+            "|---:|---|---|---:|---:|---:|---:|",
+        ]
+
+        def f(key, fmt):
             return "-" if full.get(key) is None else format(full[key], fmt)
-        lines += [f"| {full['iterations']} | {full['compile']} | {full['status']} | {f('test_top1_error', '.2f')} | "
-                  f"{f('steady_images_per_second', ',.0f')} | {f('loop_seconds', '.0f')} | {f('process_seconds', '.0f')} |", ""]
+
+        lines += [
+            f"| {full['iterations']} | {full['compile']} | {full['status']} | {f('test_top1_error', '.2f')} | "
+            f"{f('steady_images_per_second', ',.0f')} | {f('loop_seconds', '.0f')} | {f('process_seconds', '.0f')} |",
+            "",
+        ]
     for error in r.get("errors", []):
         lines.append(f"- error: {error}")
     return "\n".join(lines).rstrip() + "\n"
@@ -109,13 +142,21 @@ def choose_compile(eager: dict, compiled: dict, iterations: int, batch: int = 12
     """Loop time of the full run each way: steady rate plus, for compile, its one-off compilation."""
     e, c = eager.get("images_per_second"), compiled.get("images_per_second")
     if not c:
-        return {"compile": False, "eager_seconds": iterations * batch / e, "compile_seconds": float("nan"),
-                "reason": "compile failed"}
+        return {
+            "compile": False,
+            "eager_seconds": iterations * batch / e,
+            "compile_seconds": float("nan"),
+            "reason": "compile failed",
+        }
     e_s, c_s = iterations * batch / e, iterations * batch / c
     # The warm-up window holds the compilation; subtract what it would have cost at the steady rate.
     c_s += max(0.0, compiled["warmup_seconds"] - eager["warmup_seconds"])
-    return {"compile": c_s < e_s, "eager_seconds": e_s, "compile_seconds": c_s,
-            "reason": "faster overall" if c_s < e_s else "compilation does not pay off"}
+    return {
+        "compile": c_s < e_s,
+        "eager_seconds": e_s,
+        "compile_seconds": c_s,
+        "reason": "faster overall" if c_s < e_s else "compilation does not pay off",
+    }
 
 
 def resnet50_throughput(torch, batch: int, iterations: int = 30, warmup: int = 10, device: str = "cuda") -> float:
@@ -145,10 +186,30 @@ def resnet50_throughput(torch, batch: int, iterations: int = 30, warmup: int = 1
 def full_run(args, compile_: bool, device: str) -> dict:
     """The full schedule as a user runs it: the CLI in its own process (decoding included)."""
     run_dir = args.out / FULL_RUN
-    command = [sys.executable, "-m", "resnetlab", "train", "--recipe", "cifar10-resnet20",
-               "--data", str(args.data), "--out", str(run_dir), "--device", device, "--iterations",
-               str(args.full_iterations), "--set", "val_size=0", "--set", "precision=bf16",
-               "--set", "channels_last=true", "--set", f"compile={'true' if compile_ else 'false'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "resnetlab",
+        "train",
+        "--recipe",
+        "cifar10-resnet20",
+        "--data",
+        str(args.data),
+        "--out",
+        str(run_dir),
+        "--device",
+        device,
+        "--iterations",
+        str(args.full_iterations),
+        "--set",
+        "val_size=0",
+        "--set",
+        "precision=bf16",
+        "--set",
+        "channels_last=true",
+        "--set",
+        f"compile={'true' if compile_ else 'false'}",
+    ]
     print("$ " + " ".join(command), flush=True)
     start = time.perf_counter()
     proc = subprocess.Popen(command)
@@ -161,14 +222,19 @@ def full_run(args, compile_: bool, device: str) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    result = {"iterations": args.full_iterations, "compile": compile_, "command": " ".join(command),
-              "process_seconds": time.perf_counter() - start, "exit_code": proc.returncode,
-              "status": "completed" if proc.returncode == 0 else f"exit {proc.returncode}"}
+    result = {
+        "iterations": args.full_iterations,
+        "compile": compile_,
+        "command": " ".join(command),
+        "process_seconds": time.perf_counter() - start,
+        "exit_code": proc.returncode,
+        "status": "completed" if proc.returncode == 0 else f"exit {proc.returncode}",
+    }
     summary = run_dir / "summary.json"
     if summary.exists():
         s = json.loads(summary.read_text())
         result.update(test_top1_error=s["test_top1_error"], loop_seconds=s["wall_seconds"])
-    from resnetlab.engine.rundir import read_metrics
+    from resnetlab.checkpoints.rundir import read_metrics
 
     windows = [m for m in read_metrics(run_dir) if "images_per_second" in m][1:]  # first: warm-up
     if len(windows) >= 2:
@@ -186,12 +252,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_GPU
     started = time.perf_counter()
     device = "cpu" if args.smoke else "cuda"
-    results = {"label": "SMOKE RUN on the CPU: tiny sizes, figures meaningless" if args.smoke else None,
-               "device": "cpu (smoke)" if args.smoke else torch.cuda.get_device_name(0),
-               "torch": torch.__version__, "cuda": torch.version.cuda,
-               "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "command": " ".join(sys.argv if argv is None else ["benchmarks/gpu.py", *argv]),
-               "host": benchlib.host_info(), "phases_done": [], "throughput": [], "errors": []}
+    results = {
+        "label": "SMOKE RUN on the CPU: tiny sizes, figures meaningless" if args.smoke else None,
+        "device": "cpu (smoke)" if args.smoke else torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv if argv is None else ["benchmarks/gpu.py", *argv]),
+        "host": benchlib.host_info(),
+        "phases_done": [],
+        "throughput": [],
+        "errors": [],
+    }
 
     def done(phase: str) -> None:
         results["phases_done"].append(phase)
@@ -202,13 +274,29 @@ def main(argv: list[str] | None = None) -> int:
     def engine(model: str, compile_: bool, arrays) -> dict:
         try:
             n, w = (2, 2) if args.smoke else (200, 50)
-            r = benchlib.engine_throughput(model, arrays, iterations=n, warmup=w, seconds=120, device=device,
-                                           precision="bf16", channels_last=True, compile=compile_)
+            r = benchlib.engine_throughput(
+                model,
+                arrays,
+                iterations=n,
+                warmup=w,
+                seconds=120,
+                device=device,
+                precision="bf16",
+                channels_last=True,
+                compile=compile_,
+            )
         except Exception as error:  # a failed mode is reported, the rest still runs
             results["errors"].append(f"{model} {'compile' if compile_ else 'eager'}: {error!r}")
             r = {"images_per_second": None, "warmup_seconds": None}
-        results["throughput"].append({"model": model, "input": "32x32", "batch": 128,
-                                      "mode": "bf16, channels_last" + (", compile" if compile_ else ", eager"), **r})
+        results["throughput"].append(
+            {
+                "model": model,
+                "input": "32x32",
+                "batch": 128,
+                "mode": "bf16, channels_last" + (", compile" if compile_ else ", eager"),
+                **r,
+            }
+        )
         return r
 
     arrays = benchlib.synthetic_arrays("synthetic:1280" if args.smoke else "synthetic:12800")
@@ -217,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         choice = choose_compile(eager, engine("resnet20", True, arrays), args.full_iterations)
         results["compile_choice"] = choice
         use_compile = choice["compile"]
-        print(f"full-run loop estimate: eager {choice['eager_seconds']:.0f} s, compile {choice['compile_seconds']:.0f} s "
-              f"-> {'compile' if use_compile else 'eager'}", flush=True)
+        print(
+            f"full-run loop estimate: eager {choice['eager_seconds']:.0f} s, compile {choice['compile_seconds']:.0f} s "
+            f"-> {'compile' if use_compile else 'eager'}",
+            flush=True,
+        )
     else:
         use_compile = args.compile == "yes"
     done("resnet20 eager vs compile")
@@ -237,8 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # e.g. out of memory on a small GPU: recorded, not fatal
         results["errors"].append(f"resnet50: {error!r}")
         ips = None
-    results["throughput"].append({"model": "resnet50", "input": "224x224", "batch": args.r50_batch,
-                                  "mode": "bf16, channels_last, eager", "images_per_second": ips, "warmup_seconds": None})
+    results["throughput"].append(
+        {
+            "model": "resnet50",
+            "input": "224x224",
+            "batch": args.r50_batch,
+            "mode": "bf16, channels_last, eager",
+            "images_per_second": ips,
+            "warmup_seconds": None,
+        }
+    )
     done("resnet50 throughput")
     print(render_markdown(results))
     return 1 if results["errors"] else 0

@@ -29,14 +29,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from resnetlab.data.imagenet import ImageIndex, index_split
-from resnetlab.data.imagenet_augment import (
-    ALEXNET_EIGVAL,
-    ALEXNET_EIGVEC,
-    AugmentConfig,
-    AugmentingCollate,
-    BatchAugment,
-    ColorStats,
-)
+from resnetlab.data.imagenet_augment import AugmentConfig, AugmentingCollate, BatchAugment
+from resnetlab.data.imagenet_color import ALEXNET_EIGVAL, ALEXNET_EIGVEC, ColorStats
 from resnetlab.data.imagenet_loader import ImageLoader
 from resnetlab.models import build_model
 
@@ -95,7 +89,9 @@ def pipeline_rates(
     index: ImageIndex, config: AugmentConfig, workers: int, batch: int, device: torch.device
 ) -> tuple[float, float, float]:
     mean = torch.full((3, 1, 1), 0.45)
-    ours = ImageLoader(index, config.decode_config(), batch_size=batch, shuffle=True, workers=workers, pin_memory=device.type == "cuda")
+    ours = ImageLoader(
+        index, config.decode_config(), batch_size=batch, shuffle=True, workers=workers, pin_memory=device.type == "cuda"
+    )
     augment = BatchAugment(config, ColorStats(mean_image=mean))
     generator = torch.Generator(device).manual_seed(0)
 
@@ -106,8 +102,14 @@ def pipeline_rates(
             torch.cuda.synchronize()
         return len(x)
 
-    in_workers = ImageLoader(index, config.decode_config(), batch_size=batch, shuffle=True, workers=workers,
-                             collate=AugmentingCollate(config.decode_config(), augment, seed=0))
+    in_workers = ImageLoader(
+        index,
+        config.decode_config(),
+        batch_size=batch,
+        shuffle=True,
+        workers=workers,
+        collate=AugmentingCollate(config.decode_config(), augment, seed=0),
+    )
 
     def run_in_workers(b) -> int:
         x = b.images.to(device, non_blocking=True)
@@ -115,8 +117,14 @@ def pipeline_rates(
             torch.cuda.synchronize()
         return len(x)
 
-    reference = DataLoader(PillowReference(index, config, mean), batch_size=batch, shuffle=True, num_workers=workers,
-                           persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    reference = DataLoader(
+        PillowReference(index, config, mean),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
 
     def run_reference(b) -> int:
         x = b[0].to(device, non_blocking=True)
@@ -128,8 +136,11 @@ def pipeline_rates(
     time_loader(in_workers, run_in_workers, batch * 2)
     time_loader(reference, run_reference, batch * 2)
     n = len(index)
-    return (time_loader(ours, run_ours, n), time_loader(in_workers, run_in_workers, n),
-            time_loader(reference, run_reference, n))
+    return (
+        time_loader(ours, run_ours, n),
+        time_loader(in_workers, run_in_workers, n),
+        time_loader(reference, run_reference, n),
+    )
 
 
 def training_rate(channels_last_bf16: bool, steps: int, batch: int, device: torch.device) -> float:
@@ -165,19 +176,31 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300, help="generated 500x375 JPEGs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--cifar", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"), help="CIFAR-10 JPEG folder")
+    parser.add_argument(
+        "--cifar",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"),
+        help="CIFAR-10 JPEG folder",
+    )
     parser.add_argument("--cifar-images", type=int, default=3000, help="images of its train split timed")
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="main-process torch threads for the pipelines (the workers hold the other cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="main-process torch threads for the pipelines (the workers hold the other cores)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    print(f"device {device}, torch {torch.__version__}, pipeline main-process threads {args.threads}, "
-          f"{args.workers} workers, batch {args.batch_size}; training threads {threads}")
-    print(f"{'data':<34} {'resnetlab':>10} {'ratio':>6} {'resnetlab, aug in workers':>26} {'ratio':>6} {'Pillow ref':>11}")
+    print(
+        f"device {device}, torch {torch.__version__}, pipeline main-process threads {args.threads}, "
+        f"{args.workers} workers, batch {args.batch_size}; training threads {threads}"
+    )
+    print(
+        f"{'data':<34} {'resnetlab':>10} {'ratio':>6} {'resnetlab, aug in workers':>26} {'ratio':>6} {'Pillow ref':>11}"
+    )
     print(f"{'':<34} {'img/s':>10} {'':>6} {'img/s':>26} {'':>6} {'img/s':>11}")
 
     def row(name: str, rates: tuple[float, float, float]) -> None:
@@ -187,20 +210,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         make_jpegs(Path(tmp), args.images)
         index = index_split(tmp, "train")
-        row(f"{len(index)} generated 500x375 JPEGs", pipeline_rates(index, AugmentConfig(), args.workers, args.batch_size, device))
+        row(
+            f"{len(index)} generated 500x375 JPEGs",
+            pipeline_rates(index, AugmentConfig(), args.workers, args.batch_size, device),
+        )
     cifar = Path(args.cifar)
     if (cifar / "train").is_dir():
         index = index_split(cifar, "train")
         index = index.subset([i * len(index) // args.cifar_images for i in range(args.cifar_images)])
         config = AugmentConfig(crop=32, scale_range=(32, 40))
-        row(f"CIFAR-10 JPEG ({len(index)} of train)", pipeline_rates(index, config, args.workers, args.batch_size, device))
+        row(
+            f"CIFAR-10 JPEG ({len(index)} of train)",
+            pipeline_rates(index, config, args.workers, args.batch_size, device),
+        )
     else:
         print(f"CIFAR-10 JPEG folder {cifar} not found: skipped")
     torch.set_num_threads(threads)  # training uses every core
     fp32 = training_rate(False, args.train_steps, 16, device)
     fast = training_rate(True, args.train_steps, 16, device)
-    print(f"ResNet-50 train, batch 16, 224x224: eager fp32 {fp32:.2f} img/s, "
-          f"channels_last+bf16 autocast {fast:.2f} img/s, ratio {fast / fp32:.2f}")
+    print(
+        f"ResNet-50 train, batch 16, 224x224: eager fp32 {fp32:.2f} img/s, "
+        f"channels_last+bf16 autocast {fast:.2f} img/s, ratio {fast / fp32:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from resnetlab.checkpoints.checkpoint import LoadedModel
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.checkpoint import LoadedModel
 from resnetlab.inference.export import export_onnx
 from resnetlab.models import build_model
 
@@ -78,10 +78,14 @@ def main() -> None:
     repeats = 10 if args.quick else 50
     cases = [("resnet20", 32, 64 if args.quick else 256), ("resnet50", 224, 8 if args.quick else 32)]
 
-    print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}, "
-          f"repeats {repeats} (median)")
-    header = (f"{'model':<9} {'input':>7} {'variant':<19} {'latency b=1':>12} {'x eager':>8} "
-              f"{'batch':>5} {'images/s':>9} {'x eager':>8} {'max|dlogit|/scale':>18}")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}, "
+        f"repeats {repeats} (median)"
+    )
+    header = (
+        f"{'model':<9} {'input':>7} {'variant':<19} {'latency b=1':>12} {'x eager':>8} "
+        f"{'batch':>5} {'images/s':>9} {'x eager':>8} {'max|dlogit|/scale':>18}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,14 +98,16 @@ def main() -> None:
             scale = max(1.0, float(reference.abs().max()))
             base_latency = base_throughput = None
             for label, run in variants.items():
-                latency = timed(lambda: run(one), repeats)
-                throughput = batch / timed(lambda: run(many), max(3, repeats // 5))
+                latency = timed(lambda: run(one), repeats)  # noqa: B023 (called before the loop moves on)
+                throughput = batch / timed(lambda: run(many), max(3, repeats // 5))  # noqa: B023
                 error = float((run(many) - reference).abs().max()) / scale
                 base_latency = base_latency or latency
                 base_throughput = base_throughput or throughput
-                print(f"{name:<9} {size:>3}x{size:<3} {label:<19} {latency * 1e3:>9.2f} ms "
-                      f"{base_latency / latency:>7.2f}x {batch:>5} {throughput:>9.1f} "
-                      f"{throughput / base_throughput:>7.2f}x {error:>18.1e}")
+                print(
+                    f"{name:<9} {size:>3}x{size:<3} {label:<19} {latency * 1e3:>9.2f} ms "
+                    f"{base_latency / latency:>7.2f}x {batch:>5} {throughput:>9.1f} "
+                    f"{throughput / base_throughput:>7.2f}x {error:>18.1e}"
+                )
     print("x eager: speed relative to eager fp32 (above 1 is faster).")
 
 

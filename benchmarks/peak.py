@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import benchlib  # beside this file; imports no torch, so the wait policy below can still apply
+
 from resnetlab.engine.threads import available_cores, configure_threads
 
 
@@ -52,17 +53,17 @@ def macs_per_image(model: str, input_size: int = 32) -> int:
 
 def eval_throughput(torch, model_name: str, test, *, images: int, batch: int, precision: str, repeats: int) -> float:
     """Images/s of the engine's evaluation path (``error_counts``) over ``images`` test images."""
-    from resnetlab.data.augment import mean_image
-    from resnetlab.engine.evaluate import error_counts
-    from resnetlab.engine.train import autocast_for
+    from resnetlab.data.cifar_augment import mean_image
+    from resnetlab.engine.precision import autocast_for
+    from resnetlab.evaluation.counts import error_counts
     from resnetlab.models import build_model
 
-    x = (test.images.float() / 255.0 - mean_image(test.images))
+    x = test.images.float() / 255.0 - mean_image(test.images)
     copies = -(-images // x.shape[0])  # repeat a small test split up to the CIFAR test-set size
     x, y = x.repeat(copies, 1, 1, 1)[:images], test.labels.repeat(copies)[:images]
     model = build_model(model_name).to(memory_format=torch.channels_last)
     autocast = autocast_for(torch.device("cpu"), precision)
-    run = lambda: error_counts(model, x, y, batch_size=batch, autocast=autocast, channels_last=True)  # noqa: E731
+    run = lambda: error_counts(model, x, y, batch_size=batch, autocast=autocast, channels_last=True)
     run()  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -91,22 +92,34 @@ def contended_section(args, report: dict, flop: float, peak: float) -> None:
     candidates = [(policy, args.threads) for policy in args.policies] + [("default", 1)]
     rows = []
     for policy, threads in candidates:
-        command = benchlib.worker_command(args.contended_model, threads=threads, wait_policy=policy,
-                                          iterations=args.iterations, warmup=args.warmup,
-                                          seconds=args.seconds, data=args.data)
+        command = benchlib.worker_command(
+            args.contended_model,
+            threads=threads,
+            wait_policy=policy,
+            iterations=args.iterations,
+            warmup=args.warmup,
+            seconds=args.seconds,
+            data=args.data,
+        )
         quiet = benchlib.run_worker(command, args.seconds, contended=False)
         busy = benchlib.run_worker(command, args.seconds, contended=True)
         rows.append({"wait_policy": policy, "threads": threads, "quiet": quiet, "contended": busy})
     report["contended"] = rows
     base = rows[0]["quiet"]["images_per_second"]  # today's behaviour: default policy, all threads
-    print(f"\n{args.contended_model} engine training, quiet vs next to one busy process (pure-Python loop); "
-          f"each row a fresh subprocess; '{args.policies[0]}' at {args.threads} threads is the reference")
-    print(f"{'wait policy':<14} {'threads':>7} {'quiet img/s':>11} {'busy img/s':>10} {'busy/quiet':>10} "
-          f"{'busy/ref quiet':>14} {'quiet/ref':>9} {'busy %peak':>10}")
+    print(
+        f"\n{args.contended_model} engine training, quiet vs next to one busy process (pure-Python loop); "
+        f"each row a fresh subprocess; '{args.policies[0]}' at {args.threads} threads is the reference"
+    )
+    print(
+        f"{'wait policy':<14} {'threads':>7} {'quiet img/s':>11} {'busy img/s':>10} {'busy/quiet':>10} "
+        f"{'busy/ref quiet':>14} {'quiet/ref':>9} {'busy %peak':>10}"
+    )
     for row in rows:
         q, b = row["quiet"]["images_per_second"], row["contended"]["images_per_second"]
-        print(f"{row['wait_policy']:<14} {row['threads']:>7} {rate(q):>11} {rate(b):>10} {ratio(b, q):>10} "
-              f"{ratio(b, base):>14} {ratio(q, base):>9} {pct(b, flop, peak):>10}")
+        print(
+            f"{row['wait_policy']:<14} {row['threads']:>7} {rate(q):>11} {rate(b):>10} {ratio(b, q):>10} "
+            f"{ratio(b, base):>14} {ratio(q, base):>9} {pct(b, flop, peak):>10}"
+        )
         for name in ("quiet", "contended"):
             part = row[name]
             if "error" in part:
@@ -114,15 +127,23 @@ def contended_section(args, report: dict, flop: float, peak: float) -> None:
             elif not part.get("wait_policy_applied", True):
                 print(f"  {name}: wait policy NOT applied (torch imported too early)")
             elif part.get("stopped_by_deadline"):
-                print(f"  {name}: stopped at the {args.seconds:.0f} s deadline after {part['iterations']} timed iterations")
+                print(
+                    f"  {name}: stopped at the {args.seconds:.0f} s deadline after {part['iterations']} timed iterations"
+                )
 
 
 def jobs_section(args, report: dict, flop: float, peak: float) -> None:
     """``n`` concurrent 1-thread runs (aggregate images/s) against one ``n``-thread run."""
     n = args.threads
-    command = lambda threads: benchlib.worker_command(  # noqa: E731
-        args.contended_model, threads=threads, wait_policy="default", iterations=args.iterations,
-        warmup=args.warmup, seconds=args.seconds, data=args.data)
+    command = lambda threads: benchlib.worker_command(
+        args.contended_model,
+        threads=threads,
+        wait_policy="default",
+        iterations=args.iterations,
+        warmup=args.warmup,
+        seconds=args.seconds,
+        data=args.data,
+    )
     single = benchlib.run_worker(command(n), args.seconds, contended=False)
     procs = []
     try:
@@ -137,8 +158,10 @@ def jobs_section(args, report: dict, flop: float, peak: float) -> None:
     s = single["images_per_second"]
     print(f"\n{args.contended_model} engine training: one {n}-thread run vs {n} 1-thread runs side by side")
     print(f"  one {n}-thread run:       {rate(s):>6} img/s  {pct(s, flop, peak):>6} of bf16 peak")
-    print(f"  {n} x 1-thread, aggregate: {rate(aggregate):>6} img/s  {pct(aggregate, flop, peak):>6} of bf16 peak "
-          f"(each: {', '.join(rate(r) for r in rates)}); ratio {ratio(aggregate, s)}")
+    print(
+        f"  {n} x 1-thread, aggregate: {rate(aggregate):>6} img/s  {pct(aggregate, flop, peak):>6} of bf16 peak "
+        f"(each: {', '.join(rate(r) for r in rates)}); ratio {ratio(aggregate, s)}"
+    )
     for part in [single, *parts]:
         if "error" in part:
             print(f"  {part['error']}")
@@ -147,7 +170,9 @@ def jobs_section(args, report: dict, flop: float, peak: float) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the cores available)")
-    p.add_argument("--wait-policy", default=None, help="this process's OpenMP wait policy: default|passive|active|spin:N")
+    p.add_argument(
+        "--wait-policy", default=None, help="this process's OpenMP wait policy: default|passive|active|spin:N"
+    )
     p.add_argument("--iterations", type=int, default=100, help="timed training iterations, after the warm-up")
     p.add_argument("--warmup", type=int, default=10, help="warm-up iterations (also the timing window)")
     p.add_argument("--models", default="resnet20,resnet56", help="models of the training table")
@@ -177,21 +202,35 @@ def main() -> None:
     import torch
 
     host = benchlib.host_info()
-    report = {"host": host, "torch": torch.__version__, "threads": settings.threads, "wait_policy": args.wait_policy,
-              "wait_policy_applied": settings.wait_policy_applied, "available_cores": available_cores(),
-              "load_average_before": load_before, "quick": args.quick}
+    report = {
+        "host": host,
+        "torch": torch.__version__,
+        "threads": settings.threads,
+        "wait_policy": args.wait_policy,
+        "wait_policy_applied": settings.wait_policy_applied,
+        "available_cores": available_cores(),
+        "load_average_before": load_before,
+        "quick": args.quick,
+    }
     if args.quick:
         print("QUICK SMOKE RUN: tiny sizes (a 512 GEMM is far from peak); the figures below are meaningless")
-    print(f"host: {host['cpu']} ({host['cpus']} CPUs, {available_cores()} available); avx512_bf16 "
-          f"{'yes' if host['avx512_bf16'] else 'no'}, amx_bf16 {'yes' if host['amx_bf16'] else 'no'}; "
-          f"torch {torch.__version__}; {settings.threads} threads; wait policy {args.wait_policy or 'inherited'}; "
-          f"load average before {load_before}")
+    print(
+        f"host: {host['cpu']} ({host['cpus']} CPUs, {available_cores()} available); avx512_bf16 "
+        f"{'yes' if host['avx512_bf16'] else 'no'}, amx_bf16 {'yes' if host['amx_bf16'] else 'no'}; "
+        f"torch {torch.__version__}; {settings.threads} threads; wait policy {args.wait_policy or 'inherited'}; "
+        f"load average before {load_before}"
+    )
 
-    peaks = {name: gemm_peak(torch, dtype, sizes, repeats) for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
+    peaks = {
+        name: gemm_peak(torch, dtype, sizes, repeats)
+        for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))
+    }
     report["gemm_peak"] = peaks
     bf16, fp32 = peaks["bf16"]["gflops"], peaks["fp32"]["gflops"]
-    print(f"GEMM peak at {settings.threads} threads (best of {repeats}, n in {list(sizes)}): "
-          f"bf16 {bf16:.1f} GFLOP/s (n={peaks['bf16']['n']}), fp32 {fp32:.1f} GFLOP/s (n={peaks['fp32']['n']})")
+    print(
+        f"GEMM peak at {settings.threads} threads (best of {repeats}, n in {list(sizes)}): "
+        f"bf16 {bf16:.1f} GFLOP/s (n={peaks['bf16']['n']}), fp32 {fp32:.1f} GFLOP/s (n={peaks['fp32']['n']})"
+    )
     contended_macs = macs_per_image(args.contended_model)
     if not args.skip_table:
         from train_throughput import plain_loop  # beside this file
@@ -200,30 +239,65 @@ def main() -> None:
         rows = []
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
             macs = macs_per_image(model)
-            engine = benchlib.engine_throughput(model, arrays, iterations=args.iterations, warmup=args.warmup,
-                                                precision=args.precision, channels_last=True)
-            plain = plain_loop(arrays[0], args.warmup + args.iterations, args.warmup, torch.device("cpu"),
-                               args.workers, model_name=model)
-            rows += [{"model": model, "loop": f"engine, {args.precision} + channels_last", "macs": macs,
-                      "images_per_second": engine["images_per_second"]},
-                     {"model": model, "loop": "plain eager fp32 + DataLoader", "macs": macs, "images_per_second": plain}]
+            engine = benchlib.engine_throughput(
+                model,
+                arrays,
+                iterations=args.iterations,
+                warmup=args.warmup,
+                precision=args.precision,
+                channels_last=True,
+            )
+            plain = plain_loop(
+                arrays[0],
+                args.warmup + args.iterations,
+                args.warmup,
+                torch.device("cpu"),
+                args.workers,
+                model_name=model,
+            )
+            rows += [
+                {
+                    "model": model,
+                    "loop": f"engine, {args.precision} + channels_last",
+                    "macs": macs,
+                    "images_per_second": engine["images_per_second"],
+                },
+                {"model": model, "loop": "plain eager fp32 + DataLoader", "macs": macs, "images_per_second": plain},
+            ]
         report["training"] = rows
-        print(f"\ntraining, batch 128, paper's SGD, {args.iterations} timed iterations after {args.warmup} warm-up, "
-              f"{args.data}; FLOP/image = 3 x 2 x counted multiply-adds")
-        print(f"{'model':<9} {'loop':<32} {'images/s':>9} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% bf16 peak':>11} {'% fp32 peak':>11}")
+        print(
+            f"\ntraining, batch 128, paper's SGD, {args.iterations} timed iterations after {args.warmup} warm-up, "
+            f"{args.data}; FLOP/image = 3 x 2 x counted multiply-adds"
+        )
+        print(
+            f"{'model':<9} {'loop':<32} {'images/s':>9} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% bf16 peak':>11} {'% fp32 peak':>11}"
+        )
         for r in rows:
             flop = 6 * r["macs"]
             ips = r["images_per_second"]
-            print(f"{r['model']:<9} {r['loop']:<32} {rate(ips):>9} {flop / 1e9:>9.4f} "
-                  f"{(ips or 0) * flop / 1e9:>8.1f} {pct(ips, flop, bf16):>11} {pct(ips, flop, fp32):>11}")
+            print(
+                f"{r['model']:<9} {r['loop']:<32} {rate(ips):>9} {flop / 1e9:>9.4f} "
+                f"{(ips or 0) * flop / 1e9:>8.1f} {pct(ips, flop, bf16):>11} {pct(ips, flop, fp32):>11}"
+            )
 
         macs20 = macs_per_image("resnet20")
-        evals = {prec: eval_throughput(torch, "resnet20", arrays[1], images=args.eval_images, batch=1000,
-                                       precision=prec, repeats=3) for prec in ("bf16", "fp32")}
-        report["eval"] = {"model": "resnet20", "batch": 1000, "images": args.eval_images, "macs": macs20,
-                          "images_per_second": evals}
-        print(f"\nevaluation, resnet20, 32x32, batch 1000, {args.eval_images} images per pass (best of 3); "
-              f"FLOP/image = 2 x multiply-adds")
+        evals = {
+            prec: eval_throughput(
+                torch, "resnet20", arrays[1], images=args.eval_images, batch=1000, precision=prec, repeats=3
+            )
+            for prec in ("bf16", "fp32")
+        }
+        report["eval"] = {
+            "model": "resnet20",
+            "batch": 1000,
+            "images": args.eval_images,
+            "macs": macs20,
+            "images_per_second": evals,
+        }
+        print(
+            f"\nevaluation, resnet20, 32x32, batch 1000, {args.eval_images} images per pass (best of 3); "
+            f"FLOP/image = 2 x multiply-adds"
+        )
         for prec, ips in evals.items():
             print(f"  {prec}: {ips:.0f} images/s, {pct(ips, 2 * macs20, bf16)} of bf16 peak")
 
@@ -232,7 +306,9 @@ def main() -> None:
     if args.jobs_compare:
         jobs_section(args, report, 6 * contended_macs, bf16)
     report["load_average_after"] = benchlib.load_average()
-    print(f"\nload average after {report['load_average_after']} (a figure measured next to other work is not a quiet-machine figure)")
+    print(
+        f"\nload average after {report['load_average_after']} (a figure measured next to other work is not a quiet-machine figure)"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")

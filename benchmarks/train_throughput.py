@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from resnetlab.checkpoints.rundir import read_metrics
 from resnetlab.data import load_dataset
-from resnetlab.data.augment import mean_image
+from resnetlab.data.cifar_augment import mean_image
 from resnetlab.engine.config import load_recipe
-from resnetlab.engine.rundir import read_metrics
 from resnetlab.engine.train import train
 from resnetlab.models import build_model
 
@@ -50,14 +50,22 @@ class PerImageCifar(Dataset):
         return x, self.labels[i]
 
 
-def plain_loop(arrays, iterations: int, warmup: int, device: torch.device, workers: int,
-               model_name: str = "resnet20") -> float:
+def plain_loop(
+    arrays, iterations: int, warmup: int, device: torch.device, workers: int, model_name: str = "resnet20"
+) -> float:
     torch.manual_seed(0)
     model = build_model(model_name).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     dataset = PerImageCifar(arrays.images, arrays.labels, mean_image(arrays.images))
-    loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=workers, drop_last=True,
-                        persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=128,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     step, start = 0, None
     model.train()
     while step < iterations:
@@ -82,8 +90,16 @@ def plain_loop(arrays, iterations: int, warmup: int, device: torch.device, worke
 
 def engine_loop(arrays, iterations: int, warmup: int, device: str, **changes) -> float:
     config = load_recipe("cifar10-resnet20").replace(
-        iterations=iterations, milestones=(iterations,), val_size=0, log_every=warmup,
-        eval_every=iterations, checkpoint_every=iterations, track_test_error=False, device=device, **changes)
+        iterations=iterations,
+        milestones=(iterations,),
+        val_size=0,
+        log_every=warmup,
+        eval_every=iterations,
+        checkpoint_every=iterations,
+        track_test_error=False,
+        device=device,
+        **changes,
+    )
     with tempfile.TemporaryDirectory() as out:
         train(config, Path(out) / "run", data=arrays, log=lambda line: None)
         windows = [m for m in read_metrics(Path(out) / "run") if "images_per_second" in m]
@@ -107,19 +123,27 @@ def main() -> None:
     test_arrays = load_dataset(args.data, "test")
     arrays = (train_arrays, test_arrays)
     device = torch.device(args.device)
-    print(f"ResNet-20, batch 128, {args.iterations} iterations ({args.warmup} warm-up) on {len(train_arrays):,} "
-          f"images; {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"ResNet-20, batch 128, {args.iterations} iterations ({args.warmup} warm-up) on {len(train_arrays):,} "
+        f"images; {device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     results = {}
-    results["plain eager fp32 + DataLoader"] = plain_loop(train_arrays, args.iterations, args.warmup, device, args.workers)
-    results["engine, fp32, NCHW"] = engine_loop(arrays, args.iterations, args.warmup, args.device, precision="fp32", channels_last=False)
+    results["plain eager fp32 + DataLoader"] = plain_loop(
+        train_arrays, args.iterations, args.warmup, device, args.workers
+    )
+    results["engine, fp32, NCHW"] = engine_loop(
+        arrays, args.iterations, args.warmup, args.device, precision="fp32", channels_last=False
+    )
     results["engine, defaults (bf16 + channels_last)"] = engine_loop(arrays, args.iterations, args.warmup, args.device)
     base = results["plain eager fp32 + DataLoader"]
     print(f"{'loop':<42} {'images/s':>10} {'ratio':>7}")
     for name, value in results.items():
         print(f"{name:<42} {value:>10.0f} {value / base:>6.2f}x")
     if args.json:
-        args.json.write_text(json.dumps({"device": str(device), "iterations": args.iterations, "images_per_second": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"device": str(device), "iterations": args.iterations, "images_per_second": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from pathlib import Path
+from pathlib import Path  # noqa: E402 (after set_num_threads, on purpose)
 
 # The real CIFAR-10 JPEG copy lives in shared/ beside the repository; tests using it skip without it.
 CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"

@@ -81,17 +81,26 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
     assert campaign.run("resnet20-q-fp32").config(None).precision == "fp32"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"colour": 1}, "unknown key(s) colour"),
-    ({"version": 0}, "version must be a positive integer"),
-    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "budget": 2}]}, "budget must be in (0, 1]"),
-    ({"run": [{"name": "x", "recipe": "cifar10-resnet20"}, {"name": "x", "recipe": "cifar10-resnet20"}]}, "appears twice"),
-    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "set": {"lrr": 1}}]}, "lrr"),
-    ({"run": [{"name": "x", "recipe": "nope"}]}, "unknown recipe 'nope'"),
-    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "epochs": 3}]}, "unknown key(s) epochs"),
-    ({"run": [{"name": "../x", "recipe": "cifar10-resnet20"}]}, "name must be a directory name"),
-    ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "jpeg_quality": 100}]}, "jpeg_quality must be an integer"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"colour": 1}, "unknown key(s) colour"),
+        ({"version": 0}, "version must be a positive integer"),
+        ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "budget": 2}]}, "budget must be in (0, 1]"),
+        (
+            {"run": [{"name": "x", "recipe": "cifar10-resnet20"}, {"name": "x", "recipe": "cifar10-resnet20"}]},
+            "appears twice",
+        ),
+        ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "set": {"lrr": 1}}]}, "lrr"),
+        ({"run": [{"name": "x", "recipe": "nope"}]}, "unknown recipe 'nope'"),
+        ({"run": [{"name": "x", "recipe": "cifar10-resnet20", "epochs": 3}]}, "unknown key(s) epochs"),
+        ({"run": [{"name": "../x", "recipe": "cifar10-resnet20"}]}, "name must be a directory name"),
+        (
+            {"run": [{"name": "x", "recipe": "cifar10-resnet20", "jpeg_quality": 100}]},
+            "jpeg_quality must be an integer",
+        ),
+    ],
+)
 def test_bad_campaign_files_name_the_problem(change, message):
     values = {"name": "c", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}], **change}
     with pytest.raises(ValueError) as error:
@@ -120,8 +129,9 @@ def test_stop_then_continue_is_bitwise_identical(tmp_path, uninterrupted):
     out = tmp_path / "out"
     checkpoint = out / "a" / "checkpoints" / "last.pt"
     # Stop (SIGTERM to the training process) once run "a" has a checkpoint to resume from.
-    status = continue_campaign(campaign, out, DATA, threads=1, log=lambda line: None, poll=0.05,
-                               should_stop=lambda: checkpoint.is_file())
+    status = continue_campaign(
+        campaign, out, DATA, threads=1, log=lambda line: None, poll=0.05, should_stop=lambda: checkpoint.is_file()
+    )
     assert status == "interrupted"
     assert checkpoint.is_file() and not (out / "a" / "summary.json").exists()
     # One SIGTERM: the run saved a checkpoint where it stopped (a second one would abort it).
@@ -147,13 +157,35 @@ def test_kill_9_of_a_training_process_then_continue_is_bitwise_identical(tmp_pat
     checkpoint = out / "b" / "checkpoints" / "last.pt"
     # The runner in its own process; kill -9 the training process under it after its first
     # checkpoint (run b: 16 iterations, a checkpoint every 2).
-    runner = subprocess.Popen([sys.executable, "-m", "resnetlab", "reproduce", "campaign", str(tmp_path / "tiny.toml"),
-                               "--data", DATA, "--out", str(out), "--only", "b", "--jobs", "1", "--threads", "1"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resnetlab",
+            "reproduce",
+            "campaign",
+            str(tmp_path / "tiny.toml"),
+            "--data",
+            DATA,
+            "--out",
+            str(out),
+            "--only",
+            "b",
+            "--jobs",
+            "1",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not checkpoint.is_file() and time.monotonic() < deadline and runner.poll() is None:
         time.sleep(0.05)
-    trainers = subprocess.run(["pgrep", "-f", "--", f"--out {out / 'b'} "], capture_output=True, text=True).stdout.split()
+    trainers = subprocess.run(
+        ["pgrep", "-f", "--", f"--out {out / 'b'} "], capture_output=True, text=True
+    ).stdout.split()
     for pid in trainers:
         os.kill(int(pid), signal.SIGKILL)
     output = runner.communicate(timeout=120)[0]
@@ -184,7 +216,8 @@ def test_a_folder_refuses_another_campaign_or_data(tmp_path, uninterrupted):
     campaign = tiny_campaign(tmp_path)
     with pytest.raises(ValueError, match="same --data"):
         continue_campaign(campaign, uninterrupted, "synthetic:999", threads=1, log=lambda line: None)
-    other = parse_campaign({"name": "other", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}]},
-                           source="other")
+    other = parse_campaign(
+        {"name": "other", "version": 1, "run": [{"name": "x", "recipe": "cifar10-resnet20"}]}, source="other"
+    )
     with pytest.raises(ValueError, match="holds campaign 'tiny'"):
         continue_campaign(other, uninterrupted, DATA, threads=1, log=lambda line: None)

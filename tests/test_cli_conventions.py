@@ -22,9 +22,17 @@ HEAVY = ("torch", "numpy", "PIL", "matplotlib", "safetensors", "tensorboard")
 
 # Every command that computes, as the words that select it.
 COMPUTING = [
-    ("train",), ("eval",), ("predict",), ("detect", "train"), ("detect", "eval"), ("detect", "predict"),
-    ("reproduce", "degradation"), ("reproduce", "table6"), ("reproduce", "shortcuts"),
-    ("reproduce", "responses"), ("reproduce", "campaign"),
+    ("train",),
+    ("eval",),
+    ("predict",),
+    ("detect", "train"),
+    ("detect", "eval"),
+    ("detect", "predict"),
+    ("reproduce", "degradation"),
+    ("reproduce", "table6"),
+    ("reproduce", "shortcuts"),
+    ("reproduce", "responses"),
+    ("reproduce", "campaign"),
 ]
 
 
@@ -44,19 +52,23 @@ def _all_subparsers(parser: argparse.ArgumentParser, words=()):
 
 
 def test_building_the_parser_imports_no_heavy_library() -> None:
-    code = ("import sys; from resnetlab.cli import build_parser; build_parser(); "
-            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    code = (
+        "import sys; from resnetlab.cli import build_parser; build_parser(); "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []
 
 
 def test_help_and_version_import_no_heavy_library() -> None:
-    code = ("import sys, contextlib, io\nfrom resnetlab.cli import main\n"
-            "for argv in (['--help'], ['--version'], ['detect', 'train', '--help'], ['reproduce', 'campaign', '--help']):\n"
-            "    with contextlib.redirect_stdout(io.StringIO()):\n"
-            "        try: main(argv)\n"
-            "        except SystemExit: pass\n"
-            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    code = (
+        "import sys, contextlib, io\nfrom resnetlab.cli import main\n"
+        "for argv in (['--help'], ['--version'], ['detect', 'train', '--help'], ['reproduce', 'campaign', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try: main(argv)\n"
+        "        except SystemExit: pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []
 
@@ -100,7 +112,7 @@ def test_check_device_resolves_auto() -> None:
 @pytest.fixture(autouse=True)
 def _no_signal_handlers(monkeypatch):
     """Commands install SIGINT/SIGTERM handlers; not in the test process."""
-    monkeypatch.setattr("resnetlab.cli.train.StopFlag.install", lambda self: None)
+    monkeypatch.setattr("resnetlab.engine.stop.StopFlag.install", lambda self: None)
 
 
 def test_campaign_passes_a_device_only_when_not_auto(monkeypatch, tmp_path) -> None:
@@ -127,8 +139,12 @@ def test_recipes_lists_classification_and_detection_recipes(capsys) -> None:
 @pytest.mark.parametrize("flags", [["--quiet"], ["-q"], ["--verbose"], ["-v"]])
 def test_quiet_and_verbose_are_accepted_before_and_after_the_command(flags) -> None:
     parser = build_parser()
-    for argv in (flags + ["recipes"], ["recipes"] + flags, flags + ["detect", "eval", "ckpt"],
-                 ["download", "cifar10"] + flags):
+    for argv in (
+        flags + ["recipes"],
+        ["recipes"] + flags,
+        flags + ["detect", "eval", "ckpt"],
+        ["download", "cifar10"] + flags,
+    ):
         args = parser.parse_args(argv)
         assert args.quiet == (flags[0] in ("--quiet", "-q")) and args.verbose == (flags[0] in ("--verbose", "-v"))
 
@@ -168,22 +184,29 @@ def test_quiet_silences_progress_lines_but_not_results(capsys, monkeypatch, tmp_
 
 def _print_calls(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return [node.lineno for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+    ]
 
 
 def test_no_print_outside_the_command_line() -> None:
     """The library logs (the ``resnetlab`` logger) or hands lines to a ``log=`` callable; only
     ``resnetlab/cli/`` prints."""
-    offenders = [f"{path.relative_to(SRC)}:{line}" for path in sorted(SRC.rglob("*.py"))
-                 if "cli" not in path.relative_to(SRC).parts[:1] for line in _print_calls(path)]
+    offenders = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in sorted(SRC.rglob("*.py"))
+        if "cli" not in path.relative_to(SRC).parts[:1]
+        for line in _print_calls(path)
+    ]
     assert offenders == []
 
 
 def test_cli_modules_import_nothing_heavy_at_top_level() -> None:
     """What the subprocess test checks, named by file: a top-level import of a heavy module (or of
     a library module outside the light ones) in ``resnetlab/cli`` or ``resnetlab/__init__.py``."""
-    light = {"resnetlab.engine.protocol_names"}
+    light = {"resnetlab.evaluation.protocol_names"}
     offenders = []
     for path in [SRC / "__init__.py", *sorted((SRC / "cli").glob("*.py"))]:
         for node in ast.parse(path.read_text(encoding="utf-8")).body:

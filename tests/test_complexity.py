@@ -85,7 +85,9 @@ def test_v15_costs_more_than_v1() -> None:
     assert measure("resnet50", stride_on="3x3").macs == 4_089_184_256  # torchvision's ResNet-50
 
 
-@pytest.mark.parametrize("name, size", [("resnet18", 224), ("resnet50", 160), ("resnet20", 32), ("vgg16", 64), ("plain56", 32)])
+@pytest.mark.parametrize(
+    "name, size", [("resnet18", 224), ("resnet50", 160), ("resnet20", 32), ("vgg16", 64), ("plain56", 32)]
+)
 def test_multiply_adds_agree_with_torch_flop_counter(name: str, size: int) -> None:
     """PyTorch's own counter sees every conv and matmul; it counts 2 FLOPs per multiply-add."""
     model = build_model(name).eval()

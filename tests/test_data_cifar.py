@@ -94,7 +94,7 @@ def test_corrupt_pickle_names_the_file(cifar10_python: Path) -> None:
 
 def test_pickle_cannot_run_code(cifar10_python: Path, tmp_path: Path) -> None:
     class Evil:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (Path.touch, (tmp_path / "pwned",))
 
     (cifar10_python / "test_batch").write_bytes(pickle.dumps(Evil()))
@@ -127,7 +127,8 @@ def test_load_dataset_detects_release_one_level_down(tmp_path: Path, fmt: str) -
     assert torch.equal(test.images, images[100:])
     folder = "cifar-10-batches-py" if fmt == "python" else "cifar-10-batches-bin"
     assert describe_dataset(str(tmp_path / "data")) == (
-        f"CIFAR-10 (official {fmt} release {tmp_path / 'data' / 'downloads' / folder})")
+        f"CIFAR-10 (official {fmt} release {tmp_path / 'data' / 'downloads' / folder})"
+    )
 
 
 def test_load_dataset_errors(tmp_path: Path) -> None:

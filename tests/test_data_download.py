@@ -6,9 +6,9 @@ import argparse
 import hashlib
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -36,7 +36,7 @@ class Server:
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 server.ranges.append(self.headers.get("Range"))
                 body, start = server.payload, 0
                 if server.mode == "missing":
@@ -177,7 +177,7 @@ def test_offline_error_gives_manual_steps(tmp_path: Path) -> None:
 
 
 def test_archive_placed_by_hand_is_used_offline(tmp_path: Path, archive: tuple) -> None:
-    payload, md5, images = archive
+    payload, md5, _images = archive
     (tmp_path / FILENAME).write_bytes(payload)
     download_cifar("cifar10", tmp_path, url=closed_port_url(), md5=md5, timeout=5)
     assert torch.equal(load_cifar(tmp_path, "train").labels, torch.arange(100) % 10)
@@ -198,11 +198,24 @@ def run_cli(argv: list[str]) -> int:
 
 
 def test_cli_download(tmp_path: Path, server: Server, archive: tuple, capsys: pytest.CaptureFixture) -> None:
-    assert run_cli(["download", "cifar10", "--root", str(tmp_path), "--url", server.url,
-                    "--md5", archive[1], "--quiet"]) == 0
+    assert (
+        run_cli(["download", "cifar10", "--root", str(tmp_path), "--url", server.url, "--md5", archive[1], "--quiet"])
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(tmp_path / "cifar-10-batches-py")
     with pytest.raises(UserError, match="could not download .*put it at") as info:
-        run_cli(["download", "cifar100", "--root", str(tmp_path / "y"), "--url", closed_port_url(),
-                 "--timeout", "5", "--quiet"])
+        run_cli(
+            [
+                "download",
+                "cifar100",
+                "--root",
+                str(tmp_path / "y"),
+                "--url",
+                closed_port_url(),
+                "--timeout",
+                "5",
+                "--quiet",
+            ]
+        )
     assert "03b5dce01913d631647c71ecec9e9cb8" not in str(info.value)  # python format by default
     assert "eb9058c3a382ffc7106e4002c42a8d85" in str(info.value)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import CIFAR10_JPEG
 import torch
+from conftest import CIFAR10_JPEG
 from PIL import Image
 
 import resnetlab.data.folder as folder
@@ -124,8 +123,7 @@ def test_load_dataset_detects_image_folder(tmp_path: Path) -> None:
 @pytest.mark.skipif(not REAL.is_dir(), reason="the CIFAR-10 JPEG copy is not on this machine")
 def test_real_cifar10_jpeg_folder() -> None:
     classes = folder.list_classes(REAL / "test")
-    assert classes == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                       "ship", "truck")
+    assert classes == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     images = folder.decode_files([str(REAL / "test" / c / "0000.jpg") for c in classes[:3]], workers=1)
     assert images.shape == (3, 3, 32, 32) and images.dtype == np.uint8
     assert describe_dataset(str(REAL)) == f"CIFAR-10 (JPEG folder {REAL})"

@@ -49,8 +49,9 @@ def _spectrum(images: torch.Tensor) -> torch.Tensor:
     return f / f.norm(dim=1, keepdim=True)
 
 
-def _nearest_mean_accuracy(train_x: torch.Tensor, train_y: torch.Tensor,
-                           test_x: torch.Tensor, test_y: torch.Tensor) -> float:
+def _nearest_mean_accuracy(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor
+) -> float:
     means = torch.stack([train_x[train_y == c].mean(0) for c in range(10)])
     return (torch.cdist(test_x, means).argmin(1) == test_y).float().mean().item()
 
@@ -61,8 +62,9 @@ def test_classes_differ_but_not_in_raw_pixels() -> None:
     shape_acc = _nearest_mean_accuracy(_spectrum(train.images), train.labels, _spectrum(test.images), test.labels)
     assert shape_acc > 0.35
     # ...while colours and positions carry no class information: class-mean pixels are near chance.
-    pixel_acc = _nearest_mean_accuracy(train.images.flatten(1).float(), train.labels,
-                                       test.images.flatten(1).float(), test.labels)
+    pixel_acc = _nearest_mean_accuracy(
+        train.images.flatten(1).float(), train.labels, test.images.flatten(1).float(), test.labels
+    )
     assert pixel_acc < 0.2
 
 

@@ -12,8 +12,16 @@ from PIL import Image
 
 from resnetlab.detection.config import DetectionConfig, list_recipes, load_recipe, parse_overrides
 from resnetlab.detection.datasets import (
-    VOC_CLASSES, COCODetection, ConcatDetection, Sample, SyntheticDetection, VOCDetection, batch_images,
-    resize_sample, resize_scale, training_targets,
+    VOC_CLASSES,
+    COCODetection,
+    ConcatDetection,
+    Sample,
+    SyntheticDetection,
+    VOCDetection,
+    batch_images,
+    resize_sample,
+    resize_scale,
+    training_targets,
 )
 from resnetlab.detection.evaluate import COCOEvaluator, VOCEvaluator
 
@@ -77,8 +85,15 @@ def test_coco_loads_crowd_and_evaluates(tmp_path):
     assert s.areas.tolist() == [150.0, 1200.0]
     ev = COCOEvaluator(2)
     # the dog found; a detection on the crowd region is ignored rather than a false positive
-    ev.add(s.boxes, s.labels, s.ignore, torch.tensor([[5.0, 5, 15, 25], [22, 2, 48, 38]]),
-           torch.tensor([0.5, 0.9]), torch.tensor([2, 1]), gt_areas=s.areas)
+    ev.add(
+        s.boxes,
+        s.labels,
+        s.ignore,
+        torch.tensor([[5.0, 5, 15, 25], [22, 2, 48, 38]]),
+        torch.tensor([0.5, 0.9]),
+        torch.tensor([2, 1]),
+        gt_areas=s.areas,
+    )
     r = ev.compute()
     assert r["AP"] == pytest.approx(1.0) and np.isnan(r["AP_large"])
 

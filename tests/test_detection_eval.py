@@ -21,12 +21,23 @@ def test_voc_ap_formulas():
 def test_voc_evaluator_difficult_duplicates_and_missing_classes():
     ev = VOCEvaluator(num_classes=3)
     # image A: one object, one difficult object; detections: hit, hit-on-difficult, duplicate.
-    ev.add(torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), torch.tensor([1, 1]), torch.tensor([False, True]),
-           torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]]), torch.tensor([0.9, 0.8, 0.6]),
-           torch.tensor([1, 1, 1]))
+    ev.add(
+        torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]),
+        torch.tensor([1, 1]),
+        torch.tensor([False, True]),
+        torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]]),
+        torch.tensor([0.9, 0.8, 0.6]),
+        torch.tensor([1, 1, 1]),
+    )
     # image B: one object of class 1 and one of class 3; a miss (0.7) and a hit (0.5) for class 1.
-    ev.add(torch.tensor([[0.0, 0, 10, 10], [40, 40, 50, 50]]), torch.tensor([1, 3]), torch.tensor([False, False]),
-           torch.tensor([[50.0, 50, 60, 60], [1, 0, 10, 10]]), torch.tensor([0.7, 0.5]), torch.tensor([1, 1]))
+    ev.add(
+        torch.tensor([[0.0, 0, 10, 10], [40, 40, 50, 50]]),
+        torch.tensor([1, 3]),
+        torch.tensor([False, False]),
+        torch.tensor([[50.0, 50, 60, 60], [1, 0, 10, 10]]),
+        torch.tensor([0.7, 0.5]),
+        torch.tensor([1, 1]),
+    )
     result = ev.compute()
     # class 1: TP, (ignored), FP, FP, TP over 2 objects -> recall .5 .5 .5 1, precision 1 .5 .33 .5
     assert result["ap"][0] == pytest.approx(0.75)
@@ -41,9 +52,14 @@ def _coco_case(with_crowd: bool) -> COCOEvaluator:
     ev = COCOEvaluator(num_classes=1)
     gt = [[0.0, 0, 10, 10]] + ([[20.0, 20, 60, 60]] if with_crowd else [])
     crowd = [False] + ([True] if with_crowd else [])
-    ev.add(torch.tensor(gt), torch.ones(len(gt), dtype=torch.long), torch.tensor(crowd),
-           torch.tensor([[0.0, 0, 10, 7.9], [0, 0, 10, 10], [25, 25, 35, 35]]), torch.tensor([0.9, 0.8, 0.95]),
-           torch.tensor([1, 1, 1]))
+    ev.add(
+        torch.tensor(gt),
+        torch.ones(len(gt), dtype=torch.long),
+        torch.tensor(crowd),
+        torch.tensor([[0.0, 0, 10, 7.9], [0, 0, 10, 10], [25, 25, 35, 35]]),
+        torch.tensor([0.9, 0.8, 0.95]),
+        torch.tensor([1, 1, 1]),
+    )
     return ev
 
 
@@ -75,8 +91,16 @@ def test_against_pycocotools():
         labels = rng.integers(1, 4, n)
         crowd = rng.random(n) < 0.15
         for i in range(n):
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(labels[i]),
-                                "bbox": [*xy[i], *wh[i]], "area": float(wh[i].prod()), "iscrowd": int(crowd[i])})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(labels[i]),
+                    "bbox": [*xy[i], *wh[i]],
+                    "area": float(wh[i].prod()),
+                    "iscrowd": int(crowd[i]),
+                }
+            )
         # detections: jittered copies of the objects plus random boxes
         m = int(rng.integers(0, 8))
         dxy = np.concatenate((xy + rng.normal(0, 5, xy.shape), rng.uniform(0, 200, (m, 2))))
@@ -84,13 +108,24 @@ def test_against_pycocotools():
         dl = np.concatenate((labels, rng.integers(1, 4, m)))
         ds = rng.random(len(dl))
         for i in range(len(dl)):
-            results.append({"image_id": image_id, "category_id": int(dl[i]), "bbox": [*dxy[i], *dwh[i]], "score": float(ds[i])})
-        ours.add(torch.tensor(np.concatenate((xy, xy + wh), 1)), torch.tensor(labels), torch.tensor(crowd),
-                 torch.tensor(np.concatenate((dxy, dxy + dwh), 1)), torch.tensor(ds), torch.tensor(dl),
-                 gt_areas=torch.tensor(wh.prod(1)))
+            results.append(
+                {"image_id": image_id, "category_id": int(dl[i]), "bbox": [*dxy[i], *dwh[i]], "score": float(ds[i])}
+            )
+        ours.add(
+            torch.tensor(np.concatenate((xy, xy + wh), 1)),
+            torch.tensor(labels),
+            torch.tensor(crowd),
+            torch.tensor(np.concatenate((dxy, dxy + dwh), 1)),
+            torch.tensor(ds),
+            torch.tensor(dl),
+            gt_areas=torch.tensor(wh.prod(1)),
+        )
     gt = COCO()
-    gt.dataset = {"images": images, "annotations": annotations,
-                  "categories": [{"id": c, "name": str(c)} for c in (1, 2, 3)]}
+    gt.dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": c, "name": str(c)} for c in (1, 2, 3)],
+    }
     gt.createIndex()
     evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
     evaluator.evaluate()

@@ -11,7 +11,15 @@ import torch
 from resnetlab._optional import torchvision_ops
 from resnetlab.detection.anchors import base_anchors, grid_anchors, label_anchors, sample_labels
 from resnetlab.detection.boxes import (
-    batched_nms, box_ioa, box_iou, clip_boxes, decode_boxes, encode_boxes, nms, nms_reference, remove_small_boxes,
+    batched_nms,
+    box_ioa,
+    box_iou,
+    clip_boxes,
+    decode_boxes,
+    encode_boxes,
+    nms,
+    nms_reference,
+    remove_small_boxes,
 )
 from resnetlab.detection.roi import roi_align, roi_align_reference, roi_pool, roi_pool_reference
 
@@ -52,7 +60,7 @@ def brute_nms(boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> list[int
     order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
     keep: list[int] = []
     for i in order:
-        if all(float(box_iou(boxes[i:i + 1], boxes[j:j + 1])) <= thr for j in keep):
+        if all(float(box_iou(boxes[i : i + 1], boxes[j : j + 1])) <= thr for j in keep):
             keep.append(i)
     return keep
 
@@ -84,7 +92,7 @@ def test_batched_nms_is_per_class():
 
 
 def brute_roi_pool(feat, rois, ph, pw, scale):
-    n, c, H, W = feat.shape
+    _n, c, H, W = feat.shape
     out = torch.zeros(len(rois), c, ph, pw)
     for k, (b, *box) in enumerate(rois.tolist()):
         x1, y1, x2, y2 = (int(np.sign(v) * np.floor(abs(v) + 0.5)) for v in np.float32(box) * np.float32(scale))
@@ -139,8 +147,12 @@ def bilinear(f, y, x):
     else:
         xh = xl + 1
     ly, lx = y - yl, x - xl
-    return ((1 - ly) * (1 - lx) * f[:, yl, xl] + (1 - ly) * lx * f[:, yl, xh]
-            + ly * (1 - lx) * f[:, yh, xl] + ly * lx * f[:, yh, xh])
+    return (
+        (1 - ly) * (1 - lx) * f[:, yl, xl]
+        + (1 - ly) * lx * f[:, yl, xh]
+        + ly * (1 - lx) * f[:, yh, xl]
+        + ly * lx * f[:, yh, xh]
+    )
 
 
 def brute_roi_align(feat, rois, ph, pw, scale, ratio, aligned):
@@ -194,8 +206,11 @@ def test_torchvision_agrees_where_available():
     rois = torch.cat((torch.randint(0, 2, (60, 1), generator=g).float(), boxes), 1)
     assert torch.equal(roi_pool(feat, rois, 7, 1 / 16, impl="torch"), ops.roi_pool(feat, rois, 7, 1 / 16))
     for ratio, aligned in ((2, True), (-1, False)):
-        assert torch.allclose(roi_align(feat, rois, 7, 1 / 16, ratio, aligned, impl="torch"),
-                              ops.roi_align(feat, rois, 7, 1 / 16, ratio, aligned), atol=1e-5)
+        assert torch.allclose(
+            roi_align(feat, rois, 7, 1 / 16, ratio, aligned, impl="torch"),
+            ops.roi_align(feat, rois, 7, 1 / 16, ratio, aligned),
+            atol=1e-5,
+        )
     scores = torch.rand(60, generator=g)
     assert torch.equal(nms(boxes, scores, 0.5, impl="torch"), ops.nms(boxes, scores, 0.5))
 
@@ -203,8 +218,12 @@ def test_torchvision_agrees_where_available():
 def test_base_and_grid_anchors():
     base = base_anchors((16.0,), (0.5, 1.0, 2.0))
     w = 16 / math.sqrt(0.5)  # ratio = h / w at constant area 16^2
-    assert torch.allclose(base, torch.tensor([[-w / 2, -w / 4, w / 2, w / 4], [-8, -8, 8, 8], [-w / 4, -w / 2, w / 4, w / 2]]))
-    assert torch.allclose(base_anchors((128.0, 256.0, 512.0), (0.5, 1.0, 2.0)).shape[0] * torch.ones(1), torch.tensor([9.0]))
+    assert torch.allclose(
+        base, torch.tensor([[-w / 2, -w / 4, w / 2, w / 4], [-8, -8, 8, 8], [-w / 4, -w / 2, w / 4, w / 2]])
+    )
+    assert torch.allclose(
+        base_anchors((128.0, 256.0, 512.0), (0.5, 1.0, 2.0)).shape[0] * torch.ones(1), torch.tensor([9.0])
+    )
     grid = grid_anchors(base, (2, 3), 16)
     assert grid.shape == (2 * 3 * 3, 4)
     # (y, x, anchor) order: entry (y=1, x=2, a=1) is the 16x16 square centred on (40, 24).

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
 from resnetlab.data.preprocess import Preprocess
 from resnetlab.detection.config import load_recipe
@@ -16,13 +17,14 @@ from resnetlab.detection.model import FasterRCNN, HeadSettings
 from resnetlab.detection.pipeline import build_detector
 from resnetlab.detection.rpn import RPNSettings
 from resnetlab.detection.train import learning_rate, make_optimizer
-from resnetlab.engine.checkpoint import model_payload, save_checkpoint
 from resnetlab.models import ResNet, ResNetConfig, build_model, save_weights
 
 
 def tiny_detector(pooler: str = "roi_pool", freeze_bn: bool = True) -> FasterRCNN:
     torch.manual_seed(0)
-    backbone = ResNet(ResNetConfig(block="basic", stage_depths=(1, 1, 1, 1), stage_widths=(8, 16, 32, 64), stem_width=8))
+    backbone = ResNet(
+        ResNetConfig(block="basic", stage_depths=(1, 1, 1, 1), stage_widths=(8, 16, 32, 64), stem_width=8)
+    )
     for m in backbone.modules():  # non-trivial "pre-trained" BN statistics to keep frozen
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -54,12 +56,19 @@ def test_training_step_updates_heads_and_keeps_frozen_parts(pooler):
         loss.backward()
         optimizer.step()
     after = model.state_dict()
-    for key in ("backbone.layer2.0.conv1.weight", "backbone.layer4.0.conv2.weight", "rpn.head.conv.weight",
-                "cls_score.weight", "bbox_pred.weight"):
+    for key in (
+        "backbone.layer2.0.conv1.weight",
+        "backbone.layer4.0.conv2.weight",
+        "rpn.head.conv.weight",
+        "cls_score.weight",
+        "bbox_pred.weight",
+    ):
         assert not torch.equal(before[key], after[key]), key
     for key in ("backbone.conv1.weight", "backbone.layer1.0.conv1.weight"):  # freeze_at=2
         assert torch.equal(before[key], after[key]), key
-    bn_keys = [k for k in after if any(s in k for s in ("bn", "downsample.1")) and not k.endswith("num_batches_tracked")]
+    bn_keys = [
+        k for k in after if any(s in k for s in ("bn", "downsample.1")) and not k.endswith("num_batches_tracked")
+    ]
     assert len(bn_keys) > 20
     for key in bn_keys:  # statistics and affine parameters, everywhere in the backbone
         assert torch.equal(before[key], after[key]), key
@@ -109,14 +118,29 @@ def test_backbone_weights_from_checkpoint_and_safetensors(tmp_path):
         if path.suffix == ".pt":
             assert pixel_mean == pytest.approx((0.1, 0.2, 0.3))
     with pytest.raises(ValueError, match="resnet18"):
-        build_detector(load_recipe("synthetic-resnet18", {"weights": str(tmp_path / "cls.pt"), "backbone": "resnet34"}), 3)
+        build_detector(
+            load_recipe("synthetic-resnet18", {"weights": str(tmp_path / "cls.pt"), "backbone": "resnet34"}), 3
+        )
 
 
 def test_cli_train_eval_predict(tmp_path, capsys):
     run = tmp_path / "run"
-    tiny = ["synthetic_size=64", "min_size=64", "max_size=64", "synthetic_test=2", "anchor_sizes=[16,32]",
-            "rpn_pre_nms_train=100", "rpn_post_nms_train=30", "rpn_pre_nms_test=100", "rpn_post_nms_test=10",
-            "pool_size=2", "roi_batch_size=8", "images_per_batch=1", "autocast=\"none\"", "log_every=1"]
+    tiny = [
+        "synthetic_size=64",
+        "min_size=64",
+        "max_size=64",
+        "synthetic_test=2",
+        "anchor_sizes=[16,32]",
+        "rpn_pre_nms_train=100",
+        "rpn_post_nms_train=30",
+        "rpn_pre_nms_test=100",
+        "rpn_post_nms_test=10",
+        "pool_size=2",
+        "roi_batch_size=8",
+        "images_per_batch=1",
+        'autocast="none"',
+        "log_every=1",
+    ]
     args = ["detect", "train", "--out", str(run), "--iterations", "2"] + [a for kv in tiny for a in ("--set", kv)]
     assert main(args) == 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -128,8 +152,21 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert main(["detect", "eval", str(run), "--limit", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 1
     Image.new("RGB", (96, 48), (200, 30, 30)).save(tmp_path / "img.png")
-    assert main(["detect", "predict", str(run), str(tmp_path / "img.png"), "--out", str(tmp_path / "pred"),
-                 "--threshold", "0"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "predict",
+                str(run),
+                str(tmp_path / "img.png"),
+                "--out",
+                str(tmp_path / "pred"),
+                "--threshold",
+                "0",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "pred" / "img.json").read_text())
     for det in result["detections"]:  # boxes are in the original 96x48 image's pixels
         assert 0 <= det["box"][0] <= det["box"][2] <= 96 and 0 <= det["box"][1] <= det["box"][3] <= 48

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,23 +13,51 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnetlab.checkpoints.rundir import read_metrics
 from resnetlab.engine.config import TrainConfig
-from resnetlab.engine.rundir import read_metrics
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 pytestmark = pytest.mark.skipif(not TORCHRUN.exists() or sys.platform != "linux", reason="needs torchrun")
 
-COMMON = ["train", "--recipe", "demo", "--data", "synthetic:640", "--iterations", "6",
-          "--set", "model=cifar_resnet", "--set", "model_options.depth=8", "--set", "batch_size=32",
-          "--set", "val_size=64", "--set", "log_every=1", "--set", "eval_every=6",
-          "--set", "precision=fp32", "--set", "milestones=[4]", "--device", "cpu"]
+COMMON = [
+    "train",
+    "--recipe",
+    "demo",
+    "--data",
+    "synthetic:640",
+    "--iterations",
+    "6",
+    "--set",
+    "model=cifar_resnet",
+    "--set",
+    "model_options.depth=8",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "val_size=64",
+    "--set",
+    "log_every=1",
+    "--set",
+    "eval_every=6",
+    "--set",
+    "precision=fp32",
+    "--set",
+    "milestones=[4]",
+    "--device",
+    "cpu",
+]
 
 
 def run(tmp_path: Path, out: str, nproc: int, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
-    prefix = [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", "-m", "resnetlab"] if nproc > 1 else [sys.executable, "-m", "resnetlab"]
-    result = subprocess.run(prefix + COMMON + ["--out", str(tmp_path / out), *extra],
-                            capture_output=True, text=True, env=env, timeout=300)
+    prefix = (
+        [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", "-m", "resnetlab"]
+        if nproc > 1
+        else [sys.executable, "-m", "resnetlab"]
+    )
+    result = subprocess.run(
+        prefix + COMMON + ["--out", str(tmp_path / out), *extra], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
 
@@ -65,8 +92,13 @@ def test_resume_with_a_different_number_of_processes(tmp_path) -> None:
 def torchrun(tmp_path: Path, argv: list[str], timeout: int = 180) -> subprocess.CompletedProcess:
     """2 processes under torchrun; ``--tee 3`` prefixes each rank's lines with ``[defaultN]:``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
-    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--tee", "3", *argv],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--tee", "3", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_finished_run_rerun_without_resume_stops_every_rank_with_the_error(tmp_path) -> None:
@@ -91,13 +123,14 @@ def test_finished_run_rerun_without_resume_stops_every_rank_with_the_error(tmp_p
 SYNC_COUNT = """
 import json, os, sys
 import torch
+import resnetlab.engine.steps as S
 import resnetlab.engine.train as T
 from resnetlab.engine.config import TrainConfig
 from resnetlab.engine.distributed import DistInfo, init, shutdown
 
 calls = []
-reduce = T.all_reduce_sum
-T.all_reduce_sum = lambda tensor, info: calls.append(1) or reduce(tensor, info)
+reduce = S.all_reduce_sum  # every reduction of the loop is in engine/steps.py
+S.all_reduce_sum = lambda tensor, info: calls.append(1) or reduce(tensor, info)
 info = DistInfo.from_env(dict(os.environ))
 init(info, torch.device("cpu"))
 config = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, data="synthetic:640", iterations=24,
@@ -126,15 +159,20 @@ def test_ddp_loop_syncs_with_the_host_only_at_log_evaluation_and_checkpoint_poin
 def test_kill_9_of_one_rank_then_resume_is_bitwise_identical(tmp_path) -> None:
     """kill -9 of rank 1 in the middle of a 2-process run: torchrun tears the other down, the last
     checkpoint loads, and resuming under torchrun ends with the weights of an uninterrupted run."""
-    from resnetlab.engine.checkpoint import load_checkpoint
+    from resnetlab.checkpoints.checkpoint import load_checkpoint
 
     long = ["--iterations", "12", "--set", "checkpoint_every=2", "--set", "milestones=[8]"]
     run(tmp_path, "reference", 2, *long)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "killed"
-    job = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "resnetlab", *COMMON,
-                            "--out", str(out), *long], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, start_new_session=True)
+    job = subprocess.Popen(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "resnetlab", *COMMON, "--out", str(out), *long],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     last = out / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and job.poll() is None:
@@ -143,8 +181,9 @@ def test_kill_9_of_one_rank_then_resume_is_bitwise_identical(tmp_path) -> None:
         time.sleep(0.05)
     # The workers are the agent's children that run the training module.
     ps = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True, text=True).stdout
-    workers = [int(line.split()[0]) for line in ps.splitlines()
-               if line.split()[1] == str(job.pid) and "-m resnetlab" in line]
+    workers = [
+        int(line.split()[0]) for line in ps.splitlines() if line.split()[1] == str(job.pid) and "-m resnetlab" in line
+    ]
     assert len(workers) == 2, ps
     os.kill(max(workers), signal.SIGKILL)  # the later-started worker: rank 1
     output = job.communicate(timeout=120)[0]

@@ -10,11 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from resnetlab.data.arrays import ImageArrays
-from resnetlab.data.augment import mean_image, pad_channels_last, random_crop_flip
+from resnetlab.data.cifar_augment import mean_image, pad_channels_last, random_crop_flip
 from resnetlab.data.preprocess import Preprocess
 from resnetlab.engine.batches import DeviceBatches
 from resnetlab.engine.config import (
-    TrainConfig, apply_overrides, config_from_dict, load_recipe, recipe_names,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_recipe,
+    recipe_names,
 )
 from resnetlab.engine.schedule import LRSchedule
 from resnetlab.models import list_models
@@ -62,8 +66,10 @@ def test_unknown_keys_and_bad_values_name_the_key(tmp_path) -> None:
 
 
 def test_overrides_parse_toml_values() -> None:
-    c = apply_overrides(TrainConfig(), ["lr=0.05", "milestones=[10, 20]", "augment=false",
-                                        "model_options.shortcut=B", "data=synthetic:64"])
+    c = apply_overrides(
+        TrainConfig(),
+        ["lr=0.05", "milestones=[10, 20]", "augment=false", "model_options.shortcut=B", "data=synthetic:64"],
+    )
     assert c.lr == 0.05 and c.milestones == (10, 20) and c.augment is False
     assert c.model_options == {"shortcut": "B"} and c.data == "synthetic:64"
 
@@ -101,8 +107,13 @@ def test_plateau_schedule_divides_after_patience() -> None:
 def test_plateau_schedule_keeps_divisions_apart_and_stops_at_the_papers_count() -> None:
     """Patience alone divided at every stall: with a noisy validation error that meant several
     divisions early in the run and no end to them. Evaluations every 5k iterations, no progress."""
-    config = TrainConfig(schedule="plateau", plateau_patience=1, plateau_min_iterations=100_000,
-                         plateau_max_divisions=3, iterations=600_000)
+    config = TrainConfig(
+        schedule="plateau",
+        plateau_patience=1,
+        plateau_min_iterations=100_000,
+        plateau_max_divisions=3,
+        iterations=600_000,
+    )
     s = LRSchedule(config)
     divided_at = []
     for iteration in range(5_000, 600_001, 5_000):
@@ -124,18 +135,29 @@ def test_imagenet_recipes_bound_the_plateau_rule_and_keep_step_as_the_alternativ
     assert c.schedule == "plateau" and c.plateau_max_divisions == 3 and c.plateau_min_iterations == 100_000
     assert c.replace(schedule="step").milestones == (150_000, 300_000, 450_000)  # 30/60/90 epochs
     # A config.json written before the new keys existed resumes: missing keys take the defaults.
-    from resnetlab.engine.train import _check_resumable
+    from resnetlab.engine.state import check_resumable
 
     saved = {k: v for k, v in TrainConfig().to_dict().items() if not k.startswith("plateau_m")}
-    _check_resumable(saved, TrainConfig())
+    check_resumable(saved, TrainConfig())
     assert config_from_dict(saved) == TrainConfig()
 
 
-@pytest.mark.parametrize("key, value", [
-    ("batch_size", 10**9), ("eval_batch_size", 10**7), ("iterations", 10**12), ("workers", 10_000),
-    ("log_every", 10**12), ("crop_size", 100_000), ("seed", 2**64), ("lr", 1e6), ("momentum", 1.5),
-    ("warmup_until_error", 80.0), ("val_size", 10**12),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("batch_size", 10**9),
+        ("eval_batch_size", 10**7),
+        ("iterations", 10**12),
+        ("workers", 10_000),
+        ("log_every", 10**12),
+        ("crop_size", 100_000),
+        ("seed", 2**64),
+        ("lr", 1e6),
+        ("momentum", 1.5),
+        ("warmup_until_error", 80.0),
+        ("val_size", 10**12),
+    ],
+)
 def test_config_values_have_upper_bounds_that_name_the_key(key, value) -> None:
     """A batch of 10^9 used to be accepted and fail deep inside torch."""
     with pytest.raises(ValueError, match=rf"^--set: {key} must be at most"):
@@ -155,7 +177,7 @@ def test_random_crop_flip_matches_per_image_reference() -> None:
     flips = torch.rand(6, generator=r) < 0.5
     reference = F.pad(images[index], (4, 4, 4, 4))
     for i in range(6):
-        crop = reference[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8]
+        crop = reference[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 8]
         torch.testing.assert_close(out[i], crop.flip(2) if flips[i] else crop, rtol=0, atol=0)
     assert 0 < int(flips.sum()) < 6
     # The border that comes in is zeros (the mean colour after mean subtraction).
@@ -172,8 +194,11 @@ def test_mean_image_is_per_pixel() -> None:
 
 def _arrays(n: int) -> ImageArrays:
     g = torch.Generator().manual_seed(1)
-    return ImageArrays(torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g),
-                       torch.randint(0, 10, (n,), generator=g), tuple("abcdefghij"))
+    return ImageArrays(
+        torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (n,), generator=g),
+        tuple("abcdefghij"),
+    )
 
 
 def test_batches_are_a_function_of_seed_and_iteration_and_shard_exactly() -> None:

@@ -8,23 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import CIFAR10_JPEG
 import torch
+from conftest import CIFAR10_JPEG
 from PIL import Image
 
+from resnetlab.checkpoints.checkpoint import load_model, model_payload, save_checkpoint
 from resnetlab.cli import main
 from resnetlab.data.imagenet import index_split
 from resnetlab.data.images import decode_image
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.checkpoint import load_model, model_payload, save_checkpoint
-from resnetlab.engine.protocols import align_labels
+from resnetlab.evaluation.report import align_labels
 from resnetlab.models import build_model
 
 CIFAR_JPEG = CIFAR10_JPEG
 WNIDS = ("n001", "n002", "n003")
-
-
 
 
 def write_checkpoint(path: Path, classes, preprocess: Preprocess, seed: int = 0) -> Path:
@@ -82,8 +79,19 @@ def test_imagenet_style_checkpoint_every_protocol(tmp_path: Path, capsys) -> Non
     results = {}
     for protocol in ("1crop", "10crop", "multiscale"):
         results[protocol] = run_json(
-            capsys, ["eval", str(checkpoint), "--data", str(tmp_path / "data"), "--protocol", protocol,
-                     "--scales", "24,28,40", "--batch-size", "4"]
+            capsys,
+            [
+                "eval",
+                str(checkpoint),
+                "--data",
+                str(tmp_path / "data"),
+                "--protocol",
+                protocol,
+                "--scales",
+                "24,28,40",
+                "--batch-size",
+                "4",
+            ],
         )
         assert results[protocol]["images"] == 9 and results[protocol]["skipped"] == 0
         assert results[protocol]["split"] == "val" and results[protocol]["protocol"] == protocol
@@ -159,7 +167,48 @@ def test_real_cifar_jpeg_folder(tmp_path: Path, capsys) -> None:
     classes = tuple(sorted(p.name for p in (CIFAR_JPEG / "test").iterdir() if p.is_dir()))
     # An ImageNet-style checkpoint exercises the streaming folder pipeline on real JPEGs.
     checkpoint = write_checkpoint(tmp_path / "a.pt", classes, imagenet_preprocess())
-    result = run_json(capsys, ["eval", str(checkpoint), "--data", str(CIFAR_JPEG), "--split", "test",
-                               "--protocol", "10crop", "--limit", "40", "--workers", "2"])
+    result = run_json(
+        capsys,
+        [
+            "eval",
+            str(checkpoint),
+            "--data",
+            str(CIFAR_JPEG),
+            "--split",
+            "test",
+            "--protocol",
+            "10crop",
+            "--limit",
+            "40",
+            "--workers",
+            "2",
+        ],
+    )
     assert result["images"] == 40 and result["skipped"] == 0
     assert 0 <= result["top5_wrong"] <= result["top1_wrong"] <= 40
+
+
+def test_eval_shows_images_done_of_the_total_on_stderr(tmp_path: Path, capsys) -> None:
+    """Long evaluations say how far they are (``engine.progress.Progress``): a bar on a terminal,
+    plain lines otherwise, on stderr so that ``--json`` stays one line on stdout."""
+    make_folder(tmp_path / "data", "val", WNIDS, 2, [(30, 40), (40, 30)])
+    checkpoint = write_checkpoint(tmp_path / "a.pt", WNIDS, imagenet_preprocess())
+    assert (
+        main(
+            [
+                "eval",
+                str(checkpoint),
+                "--data",
+                str(tmp_path / "data"),
+                "--protocol",
+                "1crop",
+                "--batch-size",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["images"] == 6
+    assert "eval 6/6 1crop" in captured.err  # the last line always comes, whatever the interval

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.checkpoint import model_payload, save_checkpoint
 from resnetlab.inference import export_verified, load_any
 from resnetlab.inference.verification import ExportVerificationError, Tolerance, compare_logits
 
@@ -61,8 +61,7 @@ def test_onnx_dynamic_batch_and_size_agree_with_pytorch(ckpt, tmp_path):
     loaded = load_any(path)
     out = tmp_path / "m.onnx"
     report = export_verified(loaded, "onnx", out, exporter="torchscript", real_images=real)
-    assert report.ok and [c.name for c in report.checks] == [
-        "random 1x3x32x32", "random 3x3x48x48", "real 8x3x32x32"]
+    assert report.ok and [c.name for c in report.checks] == ["random 1x3x32x32", "random 3x3x48x48", "real 8x3x32x32"]
     graph = onnx.load(str(out)).graph
     dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
@@ -112,7 +111,12 @@ def test_safetensors_round_trip_keeps_weights_and_metadata(ckpt, tmp_path):
     out = tmp_path / "m.safetensors"
     export_verified(loaded, "safetensors", out)
     again = load_any(out)
-    assert (again.name, again.options, again.classes, again.iteration) == ("cifar_resnet", {"depth": 8}, tuple(CLASSES), 3)
+    assert (again.name, again.options, again.classes, again.iteration) == (
+        "cifar_resnet",
+        {"depth": 8},
+        tuple(CLASSES),
+        3,
+    )
     assert torch.equal(again.preprocess.mean_image, loaded.preprocess.mean_image)
     assert again.preprocess.std == loaded.preprocess.std
     tensors = load_file(str(out))  # a plain state dict: nothing but the model's own keys

@@ -78,26 +78,54 @@ def test_shell_without_gpu(cifar_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0"),
-                    reason="this machine has an NVIDIA GPU")
+@pytest.mark.skipif(
+    shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidia0"), reason="this machine has an NVIDIA GPU"
+)
 def test_shell_checks_gpu_before_installing(cifar_dir, tmp_path):
     # A checkout without .venv on a machine without a GPU: no minutes of pip, one clear error.
     (tmp_path / "repo" / "benchmarks").mkdir(parents=True)
     shutil.copy(BENCH / "gpu.sh", tmp_path / "repo" / "benchmarks" / "gpu.sh")
-    out = subprocess.run(["bash", str(tmp_path / "repo" / "benchmarks" / "gpu.sh"), str(cifar_dir)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", str(tmp_path / "repo" / "benchmarks" / "gpu.sh"), str(cifar_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 3 and "no NVIDIA GPU found" in out.stderr
     assert not (tmp_path / "repo" / ".venv").exists()
 
 
 def fake_results(**extra) -> dict:
-    return {"label": FAKE, "device": "FAKE GPU", "torch": "0.0", "cuda": "0.0", "started": "2000-01-01T00:00:00+00:00",
-            "command": "benchmarks/gpu.sh /fake", "phases_done": ["resnet20 eager vs compile"], "wall_seconds": 12.0,
-            "throughput": [{"model": "resnet20", "input": "32x32", "batch": 128, "mode": "bf16, channels_last, eager",
-                            "images_per_second": 11111.0, "warmup_seconds": 2.5},
-                           {"model": "resnet20", "input": "32x32", "batch": 128, "mode": "bf16, channels_last, compile",
-                            "images_per_second": None, "warmup_seconds": None}],
-            "errors": [], **extra}
+    return {
+        "label": FAKE,
+        "device": "FAKE GPU",
+        "torch": "0.0",
+        "cuda": "0.0",
+        "started": "2000-01-01T00:00:00+00:00",
+        "command": "benchmarks/gpu.sh /fake",
+        "phases_done": ["resnet20 eager vs compile"],
+        "wall_seconds": 12.0,
+        "throughput": [
+            {
+                "model": "resnet20",
+                "input": "32x32",
+                "batch": 128,
+                "mode": "bf16, channels_last, eager",
+                "images_per_second": 11111.0,
+                "warmup_seconds": 2.5,
+            },
+            {
+                "model": "resnet20",
+                "input": "32x32",
+                "batch": 128,
+                "mode": "bf16, channels_last, compile",
+                "images_per_second": None,
+                "warmup_seconds": None,
+            },
+        ],
+        "errors": [],
+        **extra,
+    }
 
 
 def test_result_files_partial(tmp_path):
@@ -113,8 +141,16 @@ def test_result_files_partial(tmp_path):
 
 def test_result_files_complete(tmp_path):
     choice = {"compile": True, "eager_seconds": 700.0, "compile_seconds": 400.0, "reason": "faster overall"}
-    full = {"iterations": 64000, "compile": True, "status": "completed", "test_top1_error": 8.75,
-            "steady_images_per_second": 22222.0, "loop_seconds": 390.0, "process_seconds": 420.0, "exit_code": 0}
+    full = {
+        "iterations": 64000,
+        "compile": True,
+        "status": "completed",
+        "test_top1_error": 8.75,
+        "steady_images_per_second": 22222.0,
+        "loop_seconds": 390.0,
+        "process_seconds": 420.0,
+        "exit_code": 0,
+    }
     md = gpu.render_markdown(fake_results(compile_choice=choice, full_run=full, errors=["resnet50: fake error"]))
     assert "eager 700 s, compile 400 s" in md and "**compile**" in md
     assert "| 64000 | True | completed | 8.75 | 22,222 | 390 | 420 |" in md

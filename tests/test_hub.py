@@ -9,12 +9,12 @@ import torch
 
 pytest.importorskip("huggingface_hub")
 
-from resnetlab.inference import load_any  # noqa: E402
-from resnetlab.inference.loading import preprocess_to_json  # noqa: E402
-from resnetlab.inference.weights import imagenet_preprocess  # noqa: E402
-from resnetlab.models import build_model  # noqa: E402
-from resnetlab.models.hub import HubModel  # noqa: E402
-from resnetlab.models.interop import save_weights  # noqa: E402
+from resnetlab.checkpoints.loading import preprocess_to_json
+from resnetlab.checkpoints.weights import imagenet_preprocess
+from resnetlab.inference import load_any
+from resnetlab.models import build_model
+from resnetlab.models.hub import HubModel
+from resnetlab.models.interop import save_weights
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +25,9 @@ def offline(monkeypatch):
 def test_round_trip_on_a_local_folder(tmp_path):
     torch.manual_seed(0)
     preprocess = json.loads(preprocess_to_json(imagenet_preprocess()))
-    hub = HubModel("resnet50", options={"num_classes": 3, "stride_on": "3x3"}, classes=["a", "b", "c"],
-                   preprocess=preprocess).eval()
+    hub = HubModel(
+        "resnet50", options={"num_classes": 3, "stride_on": "3x3"}, classes=["a", "b", "c"], preprocess=preprocess
+    ).eval()
     hub.save_pretrained(tmp_path / "hub")
     config = json.loads((tmp_path / "hub" / "config.json").read_text())
     assert config["arch"] == "resnet50" and config["options"] == {"num_classes": 3, "stride_on": "3x3"}
@@ -49,11 +50,19 @@ def test_round_trip_on_a_local_folder(tmp_path):
 def test_default_layout_written_out_and_from_loaded(tmp_path):
     torch.manual_seed(0)
     model = build_model("resnet20").eval()
-    from resnetlab.engine.checkpoint import model_payload, save_checkpoint
+    from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
     from resnetlab.data.preprocess import Preprocess
 
-    save_checkpoint(tmp_path / "c.pt", model_payload(model, "resnet20", {}, [str(i) for i in range(10)],
-                                                     Preprocess(input_size=32, mean_image=torch.rand(3, 32, 32))))
+    save_checkpoint(
+        tmp_path / "c.pt",
+        model_payload(
+            model,
+            "resnet20",
+            {},
+            [str(i) for i in range(10)],
+            Preprocess(input_size=32, mean_image=torch.rand(3, 32, 32)),
+        ),
+    )
     loaded = load_any(tmp_path / "c.pt")
     HubModel.from_loaded(loaded).save_pretrained(tmp_path / "hub")
     again = HubModel.from_pretrained(str(tmp_path / "hub")).to_loaded()

@@ -11,27 +11,22 @@ import pytest
 import torch
 from PIL import Image
 
-import resnetlab.data.imagenet_augment as aug_module
+import resnetlab.data.imagenet_color as aug_module
 from resnetlab.data.imagenet import index_split
 from resnetlab.data.imagenet_augment import (
-    ALEXNET_EIGVAL,
-    ALEXNET_EIGVEC,
     AUGMENT_PRESETS,
     AugmentConfig,
     BatchAugment,
-    ColorStats,
     crop_resize,
-    estimate_color_stats,
     inception_params,
     lighting_noise,
     paper_params,
     resized_reference,
 )
+from resnetlab.data.imagenet_color import ALEXNET_EIGVAL, ALEXNET_EIGVEC, ColorStats, estimate_color_stats
 from resnetlab.data.imagenet_loader import Collate, DecodeConfig
 
 SIZES = [(300, 400), (480, 300), (256, 256), (333, 500), (420, 280)]
-
-
 
 
 def canvas_batch(sizes=SIZES, short=480, seed=0):
@@ -98,7 +93,7 @@ def test_augment_shapes_ranges_and_determinism(style: str) -> None:
     augment = BatchAugment(config, zero)
     x = augment(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(7))
     assert x.shape == (len(SIZES), 3, 224, 224) and x.dtype == torch.float32
-    assert 0 <= float(x.min()) and float(x.max()) <= 1.0  # no mean, no noise: pixels / 255
+    assert float(x.min()) >= 0 and float(x.max()) <= 1.0  # no mean, no noise: pixels / 255
     again = augment(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(7))
     other = augment(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(8))
     assert torch.equal(x, again) and not torch.equal(x, other)
@@ -109,7 +104,9 @@ def test_augment_shapes_ranges_and_determinism(style: str) -> None:
 def test_flip_and_mean_subtraction() -> None:
     images, batch = canvas_batch(sizes=[(256, 256)] * 4)
     mean = torch.rand(3, 224, 224, generator=torch.Generator().manual_seed(0))
-    plain = BatchAugment(AugmentConfig(scale_range=(256, 256), flip=False, lighting_std=0.0), ColorStats(mean_image=torch.zeros(3, 1, 1)))
+    plain = BatchAugment(
+        AugmentConfig(scale_range=(256, 256), flip=False, lighting_std=0.0), ColorStats(mean_image=torch.zeros(3, 1, 1))
+    )
     flips = BatchAugment(AugmentConfig(scale_range=(256, 256), lighting_std=0.0), ColorStats(mean_image=mean))
     a = plain(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(3))
     b = flips(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(3))
@@ -141,7 +138,9 @@ def test_lighting_adds_one_offset_per_image() -> None:
     _, batch = canvas_batch()
     config = AugmentConfig(lighting_std=0.1)
     with_noise = BatchAugment(config)(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(2))
-    without = BatchAugment(AugmentConfig(lighting_std=0.0))(batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(2))
+    without = BatchAugment(AugmentConfig(lighting_std=0.0))(
+        batch.images, batch.sizes, batch.transposed, torch.Generator().manual_seed(2)
+    )
     offset = with_noise - without
     per_image = offset.mean((2, 3), keepdim=True)
     torch.testing.assert_close(offset, per_image.expand_as(offset), atol=1e-5, rtol=0)
@@ -225,7 +224,9 @@ def test_augmenting_in_workers_is_seeded_by_content_not_worker_count(tmp_path: P
     collate = AugmentingCollate(config.decode_config(), BatchAugment(config), seed=4)
 
     def run(workers: int) -> list:
-        loader = ImageLoader(index, config.decode_config(), batch_size=4, shuffle=True, seed=1, workers=workers, collate=collate)
+        loader = ImageLoader(
+            index, config.decode_config(), batch_size=4, shuffle=True, seed=1, workers=workers, collate=collate
+        )
         return [(b.images, b.labels, b.indices) for b in loader]
 
     alone, parallel = run(0), run(2)
@@ -233,4 +234,4 @@ def test_augmenting_in_workers_is_seeded_by_content_not_worker_count(tmp_path: P
     for (xa, ya, ia), (xb, yb, ib) in zip(alone, parallel):
         assert xa.dtype == torch.float32 and xa.shape[1:] == (3, 32, 32)
         assert torch.equal(xa, xb) and torch.equal(ya, yb) and ia == ib
-    assert sorted(sum((list(b[2]) for b in alone), [])) == list(range(6))
+    assert sorted(i for b in alone for i in b[2]) == list(range(6))

@@ -150,16 +150,23 @@ def odd_images(folder: Path) -> dict[str, tuple[int, int, int]]:
     """One file per awkward mode, with the RGB colour it must decode to."""
     folder.mkdir(parents=True)
     expected = {}
-    Image.new("L", (20, 16), 100).save(folder / "grey.png"); expected["grey"] = (100, 100, 100)
-    Image.new("1", (20, 16), 1).save(folder / "bilevel.png"); expected["bilevel"] = (255, 255, 255)
-    Image.new("CMYK", (20, 16), (0, 0, 0, 0)).save(folder / "cmyk.jpg", quality=95); expected["cmyk"] = (255, 255, 255)
+    Image.new("L", (20, 16), 100).save(folder / "grey.png")
+    expected["grey"] = (100, 100, 100)
+    Image.new("1", (20, 16), 1).save(folder / "bilevel.png")
+    expected["bilevel"] = (255, 255, 255)
+    Image.new("CMYK", (20, 16), (0, 0, 0, 0)).save(folder / "cmyk.jpg", quality=95)
+    expected["cmyk"] = (255, 255, 255)
     palette = Image.new("P", (20, 16), 1)
     palette.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
-    palette.save(folder / "palette.png"); expected["palette"] = (10, 200, 30)
-    Image.new("RGBA", (20, 16), (255, 0, 0, 0)).save(folder / "alpha.png"); expected["alpha"] = (255, 255, 255)
-    Image.new("LA", (20, 16), (50, 255)).save(folder / "grey_alpha.png"); expected["grey_alpha"] = (50, 50, 50)
+    palette.save(folder / "palette.png")
+    expected["palette"] = (10, 200, 30)
+    Image.new("RGBA", (20, 16), (255, 0, 0, 0)).save(folder / "alpha.png")
+    expected["alpha"] = (255, 255, 255)
+    Image.new("LA", (20, 16), (50, 255)).save(folder / "grey_alpha.png")
+    expected["grey_alpha"] = (50, 50, 50)
     sixteen = Image.fromarray(np.full((16, 20), 65535 // 2, dtype=np.uint16))
-    sixteen.save(folder / "sixteen.png"); expected["sixteen"] = (128, 128, 128)
+    sixteen.save(folder / "sixteen.png")
+    expected["sixteen"] = (128, 128, 128)
     return expected
 
 
@@ -168,7 +175,7 @@ def test_every_image_mode_decodes_to_rgb(tmp_path: Path) -> None:
     index = index_split(tmp_path, "train")
     seen = {}
     for batch in ImageLoader(index, DecodeConfig(), batch_size=4):
-        for image, path in zip(batch.images, [p for p, _ in index.samples][len(seen):]):
+        for image, path in zip(batch.images, [p for p, _ in index.samples][len(seen) :]):
             assert image.dtype == torch.uint8 and image.shape == (3, 16, 20)
             seen[Path(path).stem] = tuple(int(v) for v in image.float().mean((1, 2)).round())
     assert seen.keys() == expected.keys()
@@ -189,7 +196,7 @@ def broken_folder(root: Path) -> tuple[Path, Path]:
 
 
 def test_fail_policy_names_the_file(tmp_path: Path) -> None:
-    truncated, garbage = broken_folder(tmp_path)
+    _truncated, garbage = broken_folder(tmp_path)
     index = index_split(tmp_path, "train")
     with pytest.raises(ImageDecodeError, match=str(garbage)):
         list(ImageLoader(index, DecodeConfig(on_error="fail"), batch_size=16))
@@ -227,7 +234,10 @@ def test_worker_resize_draft_and_canvas(tmp_path: Path) -> None:
 
 def test_pad_collate_stores_portraits_transposed(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    pixels = {"wide": rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), "tall": rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)}
+    pixels = {
+        "wide": rng.integers(0, 255, (30, 40, 3), dtype=np.uint8),
+        "tall": rng.integers(0, 255, (40, 30, 3), dtype=np.uint8),
+    }
     for name, array in pixels.items():
         (tmp_path / "train" / name).mkdir(parents=True)
         Image.fromarray(array).save(tmp_path / "train" / name / "x.png")
@@ -245,7 +255,7 @@ def test_pad_collate_stores_portraits_transposed(tmp_path: Path) -> None:
 
 def test_sampler_shards_cover_everything_once_and_shuffle_is_seeded() -> None:
     shards = [list(EpochSampler(11, shuffle=True, seed=3, rank=r, world=3)) for r in range(3)]
-    assert sorted(sum(shards, [])) == list(range(11))
+    assert sorted(i for shard in shards for i in shard) == list(range(11))
     a, b = EpochSampler(11, shuffle=True, seed=3), EpochSampler(11, shuffle=True, seed=3)
     assert list(a) == list(b)
     b.set_epoch(1)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from resnetlab.engine.checkpoint import load_checkpoint, load_model
+from resnetlab.checkpoints.checkpoint import load_checkpoint, load_model
 from resnetlab.engine.config import TrainConfig, load_recipe
 from resnetlab.engine.train import train
 
@@ -35,16 +33,38 @@ def jpeg_tree(tmp_path_factory):
 
 
 def tiny(root, **changes) -> TrainConfig:
-    base = TrainConfig(model="resnet18", data=str(root), pipeline="imagenet", test_split="val",
-                       iterations=4, batch_size=6, milestones=(3,), val_size=0, crop_size=32,
-                       scale_range=(36, 48), test_resize=36, mean_sample=12, workers=0,
-                       log_every=2, eval_every=4, checkpoint_every=2, eval_batch_size=8)
+    base = TrainConfig(
+        model="resnet18",
+        data=str(root),
+        pipeline="imagenet",
+        test_split="val",
+        iterations=4,
+        batch_size=6,
+        milestones=(3,),
+        val_size=0,
+        crop_size=32,
+        scale_range=(36, 48),
+        test_resize=36,
+        mean_sample=12,
+        workers=0,
+        log_every=2,
+        eval_every=4,
+        checkpoint_every=2,
+        eval_batch_size=8,
+    )
     return base.replace(**changes)
 
 
 def test_imagenet_recipes_are_the_papers() -> None:
-    for name in ("imagenet-resnet18", "imagenet-resnet34", "imagenet-resnet50", "imagenet-resnet101",
-                 "imagenet-resnet152", "imagenet-plain18", "imagenet-plain34"):
+    for name in (
+        "imagenet-resnet18",
+        "imagenet-resnet34",
+        "imagenet-resnet50",
+        "imagenet-resnet101",
+        "imagenet-resnet152",
+        "imagenet-plain18",
+        "imagenet-plain34",
+    ):
         c = load_recipe(name)
         assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.iterations) == (256, 0.1, 0.9, 1e-4, 600_000)
         assert c.schedule == "plateau" and c.pipeline == "imagenet" and c.scale_range == (256, 480)

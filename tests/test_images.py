@@ -10,7 +10,11 @@ from PIL import Image
 from resnetlab.data.images import ImageDecodeError, decode_image, to_rgb
 from resnetlab.data.preprocess import Preprocess
 from resnetlab.inference.transforms import (
-    center_crop_box, load_image, prepare_image, prepare_tensor, shorter_side_size,
+    center_crop_box,
+    load_image,
+    prepare_image,
+    prepare_tensor,
+    shorter_side_size,
 )
 
 CIFAR = Preprocess()  # 32x32, resize "none"
@@ -104,14 +108,16 @@ def test_sizes_and_crop_offsets_follow_the_evaluation_rules():
 
 
 def test_prediction_pixels_equal_the_1crop_evaluation_pixels(tmp_path):
-    from resnetlab.data.images import pil_to_tensor
     from resnetlab.data.imagenet_loader import DecodeConfig, load_resized
-    from resnetlab.engine.protocols import one_crop_views
+    from resnetlab.data.images import pil_to_tensor
+    from resnetlab.evaluation.views import one_crop_views
 
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (250, 333, 3), dtype=np.uint8)).save(tmp_path / "p.jpg")
     preprocess = Preprocess(input_size=56, resize="shorter_side", resize_to=64)
-    expected = one_crop_views(pil_to_tensor(load_resized(str(tmp_path / "p.jpg"), DecodeConfig(64, upscale=True))), 64, 56)[0]
+    expected = one_crop_views(
+        pil_to_tensor(load_resized(str(tmp_path / "p.jpg"), DecodeConfig(64, upscale=True))), 64, 56
+    )[0]
     assert torch.equal(load_image(tmp_path / "p.jpg", preprocess), expected)
 
 
@@ -136,3 +142,60 @@ def test_native_size_is_used_as_is_and_other_sizes_keep_aspect():
     x = prepare_image(Image.fromarray(array), CIFAR)
     assert x.shape == (3, 32, 32)
     assert x[:, :, :15].max() == 0 and x[:, :, 17:].min() == 255
+
+
+# --- the fast JPEG decoder (simplejpeg, the [jpeg] extra) against Pillow ----------------------
+
+
+def _photo(tmp_path, size=(200, 150), quality=85, subsampling=2):
+    rng = np.random.default_rng(1)
+    smooth = np.cumsum(rng.integers(-3, 4, (size[1], size[0], 3)), axis=1) % 256  # photo-like gradients
+    path = tmp_path / f"p{size[0]}.jpg"
+    Image.fromarray(smooth.astype(np.uint8)).save(path, quality=quality, subsampling=subsampling)
+    return path
+
+
+def _pillow_only(monkeypatch):
+    from resnetlab.data import images
+
+    monkeypatch.setattr(images, "fast_jpeg_decoder", lambda: None)
+
+
+@pytest.mark.parametrize("draft_size", [None, 40])
+def test_fast_jpeg_decoder_gives_pillows_pixels(tmp_path, monkeypatch, draft_size):
+    pytest.importorskip("simplejpeg")
+    from resnetlab.data.images import decode_jpeg_fast, open_image
+
+    path = _photo(tmp_path)
+    assert decode_jpeg_fast(path.read_bytes(), draft_size=draft_size) is not None  # the fast path is taken
+    fast = decode_image(path, draft_size=draft_size)
+    fast_pil = np.asarray(open_image(path, draft_size=draft_size))
+    _pillow_only(monkeypatch)
+    slow = decode_image(path, draft_size=draft_size)
+    assert fast.shape == slow.shape and (draft_size is None or fast.shape[1] < 150)
+    # Both are libjpeg-turbo with the same DCT and upsampling: equal, not merely close.
+    assert torch.equal(fast, slow) and np.array_equal(fast_pil, slow.permute(1, 2, 0).numpy())
+
+
+def test_fast_jpeg_decoder_matches_pillow_on_the_cifar10_jpeg_copy(monkeypatch):
+    pytest.importorskip("simplejpeg")
+    from conftest import CIFAR10_JPEG
+
+    if not CIFAR10_JPEG.is_dir():
+        pytest.skip("the CIFAR-10 JPEG copy is not beside the repository")
+    files = sorted((CIFAR10_JPEG / "test").rglob("*.jpg"))[::40]  # 250 images across the classes
+    fast = [decode_image(f) for f in files]
+    _pillow_only(monkeypatch)
+    assert all(torch.equal(a, decode_image(f)) for a, f in zip(fast, files))
+
+
+def test_pillow_decodes_what_the_fast_decoder_refuses(tmp_path):
+    # CMYK (test above) and damaged files go through Pillow, whose errors name the problem; the
+    # truncated-file and non-image tests above run with the fast decoder installed too.
+    from resnetlab.data.images import decode_jpeg_fast
+
+    path = tmp_path / "c.jpg"
+    Image.new("RGB", (16, 16), (100, 150, 200)).convert("CMYK").save(path)
+    assert decode_jpeg_fast(path.read_bytes()) is None
+    assert decode_jpeg_fast(b"\xff\xd8\xff" + b"\x00" * 40) is None
+    assert decode_jpeg_fast(b"\x89PNG....") is None

@@ -55,7 +55,8 @@ def random_state(spec: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     """A distinct value per key (cheap to make at ResNet-50 size), so a tensor loaded under the
     wrong name would show; variances stay positive."""
     return {
-        k: torch.tensor(7, dtype=torch.int64) if k.endswith("num_batches_tracked")
+        k: torch.tensor(7, dtype=torch.int64)
+        if k.endswith("num_batches_tracked")
         else torch.full(shape, 1.0 + i / 1000 if k.endswith("running_var") else (i + 1) / 10000)
         for i, (k, shape) in enumerate(spec.items())
     }
@@ -135,15 +136,33 @@ def test_export_writes_torchvision_layout_and_round_trips(r18, tmp_path):
 def test_cli_weights_import_and_export(r18, tmp_path, capsys):
     torch.save({f"module.{k}": v for k, v in r18.items()}, tmp_path / "ddp.pt")
     (tmp_path / "names.txt").write_text("cat\ndog\n\nbird\nfish\nfrog\n")
-    assert main(["weights", "import", str(tmp_path / "ddp.pt"), "--model", "resnet18",
-                 "--classes", str(tmp_path / "names.txt"), "--out", str(tmp_path / "c.pt")]) == 0
+    assert (
+        main(
+            [
+                "weights",
+                "import",
+                str(tmp_path / "ddp.pt"),
+                "--model",
+                "resnet18",
+                "--classes",
+                str(tmp_path / "names.txt"),
+                "--out",
+                str(tmp_path / "c.pt"),
+            ]
+        )
+        == 0
+    )
     assert "state dict fits exactly" in capsys.readouterr().out
     assert load_any(tmp_path / "c.pt").classes == ("cat", "dog", "bird", "fish", "frog")
     assert main(["weights", "export", str(tmp_path / "c.pt"), "--out", str(tmp_path / "w.safetensors")]) == 0
-    assert main(["weights", "import", str(tmp_path / "ddp.pt"), "--model", "resnet34",
-                 "--out", str(tmp_path / "x.pt")]) == 1
+    assert (
+        main(["weights", "import", str(tmp_path / "ddp.pt"), "--model", "resnet34", "--out", str(tmp_path / "x.pt")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "does not fit the model" in err and "missing keys" in err
-    assert main(["weights", "import", str(tmp_path / "ddp.pt"), "--model", "resnet20",
-                 "--out", str(tmp_path / "x.pt")]) == 1
+    assert (
+        main(["weights", "import", str(tmp_path / "ddp.pt"), "--model", "resnet20", "--out", str(tmp_path / "x.pt")])
+        == 1
+    )
     assert "CIFAR network" in capsys.readouterr().err

@@ -10,12 +10,34 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnetlab.checkpoints.checkpoint import load_checkpoint
 from resnetlab.cli import main
-from resnetlab.engine.checkpoint import load_checkpoint
 
-ARGS = ["train", "--recipe", "cifar10-resnet20", "--data", "synthetic:512", "--set", "iterations=12",
-        "--set", "milestones=[6]", "--set", "checkpoint_every=2", "--set", "eval_every=4", "--set", "log_every=2",
-        "--set", "val_size=64", "--set", "eval_batch_size=256", "--set", "model_options.depth=8", "--threads", "1"]
+ARGS = [
+    "train",
+    "--recipe",
+    "cifar10-resnet20",
+    "--data",
+    "synthetic:512",
+    "--set",
+    "iterations=12",
+    "--set",
+    "milestones=[6]",
+    "--set",
+    "checkpoint_every=2",
+    "--set",
+    "eval_every=4",
+    "--set",
+    "log_every=2",
+    "--set",
+    "val_size=64",
+    "--set",
+    "eval_batch_size=256",
+    "--set",
+    "model_options.depth=8",
+    "--threads",
+    "1",
+]
 
 # The training process kills itself (SIGKILL: no handler runs, as with kill -9 or a power cut) at
 # the N-th write of checkpoints/last.pt: just before it, or half-way through writing its bytes.
@@ -41,9 +63,20 @@ torch.save = save
 """
 CHILD = PATCH + "from resnetlab.cli import main\nsys.exit(main(sys.argv[3:]))\n"
 # A reproduce suite of one tiny run (depth 8, 12 iterations of 32 images), called as the CLI does.
-SUITE = {"iterations": 12, "milestones": [6], "batch_size": 32, "eval_every": 4, "log_every": 2,
-         "checkpoint_every": 2, "eval_batch_size": 256, "val_size": 64, "model_options": {"depth": 8}}
-CHILD_SUITE = PATCH + f"""
+SUITE = {
+    "iterations": 12,
+    "milestones": [6],
+    "batch_size": 32,
+    "eval_every": 4,
+    "log_every": 2,
+    "checkpoint_every": 2,
+    "eval_batch_size": 256,
+    "val_size": 64,
+    "model_options": {"depth": 8},
+}
+CHILD_SUITE = (
+    PATCH
+    + f"""
 from pathlib import Path
 from resnetlab.analysis.suites import SuiteOptions, reproduce
 options = SuiteOptions("degradation", Path(sys.argv[3]), data="synthetic:512", budget=0.0005,
@@ -51,6 +84,7 @@ options = SuiteOptions("degradation", Path(sys.argv[3]), data="synthetic:512", b
 result = reproduce(options, log=print)
 print(result.status)
 """
+)
 
 
 def final_weights(run_dir: Path) -> dict:
@@ -67,8 +101,12 @@ def reference(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("kill_at, how", [(1, "before"), (3, "during"), (5, "before"), (6, "during")])
 def test_kill_9_then_resume_is_bitwise_identical(tmp_path, reference, kill_at, how):
     run_dir = tmp_path / "run"
-    child = subprocess.run([sys.executable, "-c", CHILD, str(kill_at), how, *ARGS, "--out", str(run_dir)],
-                           capture_output=True, text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(kill_at), how, *ARGS, "--out", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert child.returncode == -9, child.stdout + child.stderr
     last = run_dir / "checkpoints" / "last.pt"
     if kill_at == 1:
@@ -93,8 +131,13 @@ def test_kill_9_of_a_reproduce_suite_then_rerun_is_bitwise_identical(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def suite(out: Path, kill_at: int) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", CHILD_SUITE, str(kill_at), "during", str(out)],
-                              capture_output=True, text=True, timeout=300, env=env)
+        return subprocess.run(
+            [sys.executable, "-c", CHILD_SUITE, str(kill_at), "during", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
 
     reference = suite(tmp_path / "reference", 0)  # 0: never killed
     assert reference.returncode == 0, reference.stdout + reference.stderr
@@ -109,5 +152,8 @@ def test_kill_9_of_a_reproduce_suite_then_rerun_is_bitwise_identical(tmp_path):
     theirs = final_weights(tmp_path / "reference" / "runs" / "plain20-s0")
     assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary == {**json.loads((tmp_path / "reference" / "runs" / "plain20-s0" / "summary.json").read_text()),
-                       "wall_seconds": summary["wall_seconds"], "images_per_second": summary["images_per_second"]}
+    assert summary == {
+        **json.loads((tmp_path / "reference" / "runs" / "plain20-s0" / "summary.json").read_text()),
+        "wall_seconds": summary["wall_seconds"],
+        "images_per_second": summary["images_per_second"],
+    }

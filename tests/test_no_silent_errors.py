@@ -21,6 +21,8 @@ from PIL import Image
 
 import resnetlab
 from resnetlab import _optional
+from resnetlab.checkpoints.checkpoint import load_model, model_payload, save_checkpoint
+from resnetlab.checkpoints.rundir import git_revision, project_checkout, provenance
 from resnetlab.cli import main
 from resnetlab.data import folder, load_dataset, load_image_folder
 from resnetlab.data.images import decode_image
@@ -29,11 +31,10 @@ from resnetlab.detection.config import load_recipe as detection_recipe
 from resnetlab.detection.datasets import batch_images
 from resnetlab.detection.pipeline import Detector, build_detector, detector_payload, load_detector
 from resnetlab.detection.train import train_detector
-from resnetlab.engine.checkpoint import load_model, model_payload, save_checkpoint
 from resnetlab.engine.config import TrainConfig
-from resnetlab.engine.evaluate import LOSS_NOT_MEASURED, rates
-from resnetlab.engine.rundir import git_revision, project_checkout, provenance
-from resnetlab.engine.train import TrainingDiverged, train
+from resnetlab.engine.steps import TrainingDiverged
+from resnetlab.engine.train import train
+from resnetlab.evaluation.counts import LOSS_NOT_MEASURED, rates
 from resnetlab.inference import import_weights, load_any
 from resnetlab.models import build_model, save_weights
 from resnetlab.models.interop import strip_prefixes
@@ -43,6 +44,7 @@ BROKEN_JPEG = b"\xff\xd8\xff\xe0 not really a jpeg"
 
 
 # --- evaluation: NaN loss, unreadable files ---------------------------------------------------
+
 
 def test_a_nan_evaluation_loss_is_an_error_not_a_missing_value() -> None:
     with pytest.raises(FloatingPointError, match="nan"):
@@ -54,7 +56,7 @@ def test_a_nan_evaluation_loss_is_an_error_not_a_missing_value() -> None:
 
 
 def test_training_stops_when_the_validation_loss_is_nan(tmp_path, monkeypatch) -> None:
-    import resnetlab.engine.data as engine_data
+    import resnetlab.engine.train_data as engine_data
 
     exact = engine_data.error_counts
 
@@ -64,9 +66,19 @@ def test_training_stops_when_the_validation_loss_is_nan(tmp_path, monkeypatch) -
         return totals
 
     monkeypatch.setattr(engine_data, "error_counts", nan_loss)
-    config = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, iterations=4, batch_size=32,
-                         milestones=(3,), val_size=64, log_every=2, eval_every=2, checkpoint_every=2,
-                         precision="fp32", device="cpu")
+    config = TrainConfig(
+        model="cifar_resnet",
+        model_options={"depth": 8},
+        iterations=4,
+        batch_size=32,
+        milestones=(3,),
+        val_size=64,
+        log_every=2,
+        eval_every=2,
+        checkpoint_every=2,
+        precision="fp32",
+        device="cpu",
+    )
     data = (load_dataset("synthetic:640", "train"), load_dataset("synthetic", "test").subset(torch.arange(100)))
     with pytest.raises(TrainingDiverged, match="val loss is nan at iteration 2"):
         train(config, tmp_path / "run", data=data, log=lambda line: None)
@@ -112,8 +124,9 @@ def test_eval_on_error_skip_on_a_cifar_style_folder_counts_every_skipped_file(tm
         (tmp_path / "cifar" / "test" / name / "broken.png").write_bytes(BROKEN_JPEG)
     torch.manual_seed(0)
     model = build_model("cifar_resnet", depth=8, num_classes=3)
-    checkpoint = save_checkpoint(tmp_path / "c.pt", model_payload(model, "cifar_resnet", {"depth": 8, "num_classes": 3},
-                                                                   classes, Preprocess()))
+    checkpoint = save_checkpoint(
+        tmp_path / "c.pt", model_payload(model, "cifar_resnet", {"depth": 8, "num_classes": 3}, classes, Preprocess())
+    )
     argv = ["eval", str(checkpoint), "--data", str(tmp_path / "cifar")]
     assert main(argv) != 0
     err = capsys.readouterr().err
@@ -128,6 +141,7 @@ def test_eval_on_error_skip_on_a_cifar_style_folder_counts_every_skipped_file(tm
 
 
 # --- detection ----------------------------------------------------------------------------------
+
 
 def test_detection_backbone_from_torchvision_weights_computes_the_classifiers_features(tmp_path) -> None:
     """Bare weights used to run in the v1 layout (stride on the 1x1) with std (1, 1, 1)."""
@@ -145,7 +159,9 @@ def test_detection_backbone_from_torchvision_weights_computes_the_classifiers_fe
     with torch.no_grad():
         expected = classifier.model.forward_features(classifier.preprocess.normalize(image[None]))
         for weights in ("tv.pt", "tv.safetensors"):
-            config = detection_recipe("synthetic-resnet18", {"backbone": "resnet50", "weights": str(tmp_path / weights)})
+            config = detection_recipe(
+                "synthetic-resnet18", {"backbone": "resnet50", "weights": str(tmp_path / weights)}
+            )
             model, mean, std = build_detector(config, 3)
             batch, _ = batch_images([image], mean, std)  # 64x80: no padding
             torch.testing.assert_close(model.eval().backbone.forward_features(batch), expected)
@@ -159,8 +175,10 @@ def test_detection_backbone_from_torchvision_weights_computes_the_classifiers_fe
 
 def test_detection_backbone_from_a_classifier_of_another_width(tmp_path) -> None:
     source = build_model("resnet18", num_classes=10)
-    save_checkpoint(tmp_path / "c10.pt", model_payload(source, "resnet18", {"num_classes": 10},
-                                                        [str(i) for i in range(10)], Preprocess()))
+    save_checkpoint(
+        tmp_path / "c10.pt",
+        model_payload(source, "resnet18", {"num_classes": 10}, [str(i) for i in range(10)], Preprocess()),
+    )
     model, _, _ = build_detector(detection_recipe("synthetic-resnet18", {"weights": str(tmp_path / "c10.pt")}), 3)
     assert torch.equal(model.backbone.layer4[0].conv1.weight, source.layer4[0].conv1.weight)
 
@@ -170,9 +188,21 @@ def test_detection_metrics_file_holds_whole_rows_of_this_run_only(tmp_path) -> N
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.jsonl").write_text('{"iteration": 1, "loss": 2.0}\n{"iteration": 2, "lo')
-    tiny = {"synthetic_size": 64, "min_size": 64, "max_size": 64, "synthetic_train": 4, "anchor_sizes": [16, 32],
-            "rpn_pre_nms_train": 100, "rpn_post_nms_train": 30, "pool_size": 2, "roi_batch_size": 8,
-            "images_per_batch": 1, "autocast": "none", "log_every": 1, "iterations": 2}
+    tiny = {
+        "synthetic_size": 64,
+        "min_size": 64,
+        "max_size": 64,
+        "synthetic_train": 4,
+        "anchor_sizes": [16, 32],
+        "rpn_pre_nms_train": 100,
+        "rpn_post_nms_train": 30,
+        "pool_size": 2,
+        "roi_batch_size": 8,
+        "images_per_batch": 1,
+        "autocast": "none",
+        "log_every": 1,
+        "iterations": 2,
+    }
     train_detector(detection_recipe("synthetic-resnet18", tiny), None, run, log=lambda line: None, evaluate=False)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["iteration"] for row in rows] == [1, 2]
@@ -180,10 +210,14 @@ def test_detection_metrics_file_holds_whole_rows_of_this_run_only(tmp_path) -> N
 
 # --- interop, optional torchvision ----------------------------------------------------------------
 
-@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module.",
-                                    "module.module._orig_mod."])
+
+@pytest.mark.parametrize(
+    "prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module.", "module.module._orig_mod."]
+)
 def test_wrapper_prefixes_are_stripped_in_any_order(prefix) -> None:
-    assert strip_prefixes({f"{prefix}layer1.0.conv1.weight": torch.zeros(1)}) == {"layer1.0.conv1.weight": torch.zeros(1)}
+    assert strip_prefixes({f"{prefix}layer1.0.conv1.weight": torch.zeros(1)}) == {
+        "layer1.0.conv1.weight": torch.zeros(1)
+    }
 
 
 def test_a_broken_torchvision_is_reported_once_and_treated_as_absent(tmp_path, monkeypatch, caplog) -> None:
@@ -204,12 +238,16 @@ def test_a_broken_torchvision_is_reported_once_and_treated_as_absent(tmp_path, m
         # One warning of the resnetlab logger (one stderr line where logging is not configured).
         warnings = [r for r in caplog.records if r.name.startswith("resnetlab") and r.levelname == "WARNING"]
         assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
-        assert "torchvision is installed but unusable" in warnings[0].getMessage() and "torchvision::nms" in warnings[0].getMessage()
+        assert (
+            "torchvision is installed but unusable" in warnings[0].getMessage()
+            and "torchvision::nms" in warnings[0].getMessage()
+        )
     finally:
         _optional.torchvision_ops.cache_clear()
 
 
 # --- packaging and provenance -------------------------------------------------------------------
+
 
 def test_requires_python_covers_tomllib() -> None:
     spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]

@@ -32,3 +32,12 @@ def test_run_time_data_files_are_package_data():
     for pattern in ("recipes/*.toml", "campaigns/*.toml", "weights/manifest.json", "weights/*.safetensors", "py.typed"):
         assert pattern in data
     assert (ROOT / "src" / "resnetlab" / "py.typed").is_file()
+
+
+def test_pre_commit_runs_the_ruff_that_make_lint_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = [d for d in project["optional-dependencies"]["dev"] if d.startswith("ruff==")]
+    assert len(pinned) == 1
+    hooks = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert f"rev: v{pinned[0].split('==')[1]}" in hooks and "ruff-check" in hooks and "ruff-format" in hooks
+    assert "ruff check ." in (ROOT / "Makefile").read_text() and "make lint" in (ROOT / ".ci" / "run").read_text()

@@ -55,8 +55,17 @@ def test_describe_segments_names_each_precision_with_its_iterations():
 
 def test_a_run_resumed_in_another_precision_records_where_it_changed(tmp_path, monkeypatch):
     data = load_dataset("synthetic:320", "train"), load_dataset("synthetic", "test").subset(torch.arange(100))
-    config = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, iterations=8, batch_size=32,
-                         milestones=(4, 6), val_size=0, log_every=4, eval_every=100, checkpoint_every=3)
+    config = TrainConfig(
+        model="cifar_resnet",
+        model_options={"depth": 8},
+        iterations=8,
+        batch_size=32,
+        milestones=(4, 6),
+        val_size=0,
+        log_every=4,
+        eval_every=100,
+        checkpoint_every=3,
+    )
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
     calls = count()
     train(config, tmp_path / "run", data=data, log=lambda line: None, should_stop=lambda: next(calls) == 5)
@@ -87,4 +96,3 @@ def test_bf16_autocast_covers_every_layer_but_keeps_weights_and_loss_fp32():
     assert loss.dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert model.bn1.running_mean.dtype == torch.float32
-

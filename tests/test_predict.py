@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.checkpoint import model_payload, save_checkpoint
 from resnetlab.inference import load_any, predict
 from resnetlab.inference.predict import expand_paths
 
@@ -35,8 +35,9 @@ def trained_run(root) -> tuple:
         loss.backward()
         optimizer.step()
     model.eval()
-    save_checkpoint(root / "checkpoints" / "best.pt",
-                    model_payload(model, "cifar_resnet", {"depth": 8}, CLASSES, preprocess, 3))
+    save_checkpoint(
+        root / "checkpoints" / "best.pt", model_payload(model, "cifar_resnet", {"depth": 8}, CLASSES, preprocess, 3)
+    )
     return model, preprocess
 
 
@@ -65,7 +66,7 @@ def folder(tmp_path_factory):
 
 
 def test_directory_mixing_good_and_bad_files(run, folder):
-    root, model, preprocess = run
+    root, _model, _preprocess = run
     loaded = load_any(root)
     results = predict(loaded, [folder], topk=3, batch_size=4)
     names = [r.path.rsplit("/", 1)[-1] for r in results]

@@ -27,8 +27,16 @@ def finished_run(tmp_path_factory) -> Path:
     """A tiny finished campaign run: resnet20's recipe at depth 8, 6 iterations, all training images."""
     run_dir = tmp_path_factory.mktemp("campaign") / "resnet20"
     config = load_recipe("cifar10-resnet20").replace(
-        data=DATA, iterations=6, milestones=(4,), val_size=0, eval_every=3, log_every=3,
-        checkpoint_every=3, eval_batch_size=256, model_options={"depth": 8})
+        data=DATA,
+        iterations=6,
+        milestones=(4,),
+        val_size=0,
+        eval_every=3,
+        log_every=3,
+        checkpoint_every=3,
+        eval_batch_size=256,
+        model_options={"depth": 8},
+    )
     assert train(config, run_dir, log=lambda line: None).status == "completed"
     finalize_run(run_dir)
     return run_dir

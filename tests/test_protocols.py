@@ -1,4 +1,4 @@
-"""Testing protocols (engine/protocols.py) against hand-computed views, scores and errors."""
+"""Testing protocols (evaluation/views.py, protocols.py) against hand-computed views, scores and errors."""
 
 from __future__ import annotations
 
@@ -15,25 +15,13 @@ from torch import nn
 from resnetlab.data.imagenet import index_split
 from resnetlab.data.imagenet_loader import EpochSampler, ImageLoader
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.protocols import (
-    EvalCounts,
-    count_errors,
-    decode_config_for,
-    error_rates,
-    evaluate_counts,
-    one_crop_views,
-    predict_probs,
-    resize_shorter,
-    resolve_protocol,
-    score_map,
-    ten_crop_views,
-)
+from resnetlab.evaluation.counts import EvalCounts, count_errors, error_rates
+from resnetlab.evaluation.protocols import decode_config_for, evaluate_counts, resolve_protocol
+from resnetlab.evaluation.views import one_crop_views, predict_probs, resize_shorter, score_map, ten_crop_views
 from resnetlab.models import build_model
 
 # Small stand-ins for 256/224 so the tests stay fast; the protocols read them from Preprocess.
 RESIZE, CROP = 28, 24
-
-
 
 
 @dataclass
@@ -86,12 +74,18 @@ def test_10crop_and_1crop_average_hand_computed_softmaxes() -> None:
     images = [random_image(RESIZE, 37, 3), random_image(40, 30, 4), random_image(RESIZE, RESIZE, 5)]
     probs = predict_probs([scorer], images, "10crop")
     for n, image in enumerate(images):
-        resized = image if n != 1 else F.interpolate(
-            image[None].float(), size=(37, RESIZE), mode="bilinear", antialias=True, align_corners=False
-        )[0].round().to(torch.uint8)
+        resized = (
+            image
+            if n != 1
+            else F.interpolate(
+                image[None].float(), size=(37, RESIZE), mode="bilinear", antialias=True, align_corners=False
+            )[0]
+            .round()
+            .to(torch.uint8)
+        )
         h, w = resized.shape[1:]
         corners = [(0, 0), (0, w - CROP), (h - CROP, 0), (h - CROP, w - CROP), ((h - CROP) // 2, (w - CROP) // 2)]
-        crops = [resized[:, t : t + CROP, l : l + CROP] for t, l in corners]
+        crops = [resized[:, top : top + CROP, left : left + CROP] for top, left in corners]
         crops += [c.flip(-1) for c in crops]
         scores = torch.stack([softmax(scorer, c[None])[0] for c in crops])
         torch.testing.assert_close(probs[n], scores.mean(0), atol=1e-6, rtol=1e-5)
@@ -198,7 +192,9 @@ def test_shard_counts_sum_to_the_whole(tmp_path: Path) -> None:
     scorer = tiny_scorer(classes=6)
     config = decode_config_for("1crop", scorer.preprocess)
     whole = evaluate_counts([scorer], ImageLoader(index, config, batch_size=3), "1crop")
-    shards = [evaluate_counts([scorer], ImageLoader(index, config, batch_size=2, rank=r, world=3), "1crop") for r in range(3)]
+    shards = [
+        evaluate_counts([scorer], ImageLoader(index, config, batch_size=2, rank=r, world=3), "1crop") for r in range(3)
+    ]
     assert sum(s.n for s in shards) == whole.n == 8
     assert shards[0] + shards[1] + shards[2] == whole
     assert [len(EpochSampler(8, shuffle=False, rank=r, world=3)) for r in range(3)] == [3, 3, 2]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from resnetlab.analysis.report import (SuiteReport, deviation_lines, describe_data, replace_readme_block,
-                                       write_index)
+from resnetlab.analysis.report import SuiteReport, describe_data, deviation_lines, replace_readme_block, write_index
 from resnetlab.analysis.runs import config_differences, run_config
-from resnetlab.analysis.suites import SuiteOptions, build_report, suite_specs, update_readme
-from resnetlab.analysis.tables import SeedStats, markdown_table, table6_table
+from resnetlab.analysis.suites import SUITES, Runs, SuiteOptions, build_report, suite_specs, update_readme
+from resnetlab.analysis.suites.table6 import table as table6_table
+from resnetlab.analysis.tables import SeedStats, markdown_table
 
 BUDGET = 0.04  # 2,560 iterations, milestones 1,280 / 1,920
 
@@ -20,17 +20,20 @@ def fake_run(out: Path, spec, error: float, params: int, precision: str = "bf16"
     run_dir = spec.run_dir(out)
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(spec.config.to_dict()))
-    (run_dir / "summary.json").write_text(json.dumps(
-        {"test_top1_error": error, "test_top5_error": error / 4, "params": params, "precision": precision}))
-    (run_dir / "meta.json").write_text(json.dumps(
-        {"device": "cuda", "cuda_device": "NVIDIA H100", "train_images": 45000, "val_images": 5000}))
+    (run_dir / "summary.json").write_text(
+        json.dumps({"test_top1_error": error, "test_top5_error": error / 4, "params": params, "precision": precision})
+    )
+    (run_dir / "meta.json").write_text(
+        json.dumps({"device": "cuda", "cuda_device": "NVIDIA H100", "train_images": 45000, "val_images": 5000})
+    )
 
 
 @pytest.fixture
 def table6_out(tmp_path) -> tuple[Path, SuiteOptions]:
     out = tmp_path / "results" / "cifar10-jpeg"
-    options = SuiteOptions("table6", out, data="../data/cifar10-jpeg", budget=BUDGET, seeds=3,
-                           models=("resnet20", "resnet110"))
+    options = SuiteOptions(
+        "table6", out, data="../data/cifar10-jpeg", budget=BUDGET, seeds=3, models=("resnet20", "resnet110")
+    )
     errors = {("resnet20", 0): 8.0, ("resnet20", 1): 9.0, ("resnet20", 2): 10.5, ("resnet110", 0): 7.25}
     for spec in suite_specs(options):
         if (spec.model, spec.seed) in errors:  # resnet110 seeds 1 and 2 never finished
@@ -51,13 +54,13 @@ def test_seed_stats_against_hand_computation():
 
 def test_table6_rows_from_summaries(table6_out):
     out, options = table6_out
-    table = table6_table(suite_specs(options), out)
+    table = table6_table(Runs(suite_specs(options), out))
     assert table.splitlines()[2] == "| ResNet-20 | 0.27M | 9.17 ± 1.26 | 8.00 | 8.75 | 3 |"
     assert table.splitlines()[3] == "| ResNet-110 | 1.73M | 7.25 | 7.25 | 6.43 (6.61 ± 0.16) | 1 |"
 
 
 def test_report_states_budget_data_and_deviations(table6_out):
-    out, options = table6_out
+    _out, options = table6_out
     text = build_report(options, plot=False).markdown()
     assert "resnetlab reproduce table6 --data ../data/cifar10-jpeg --budget 0.04 --seeds 3" in text
     assert "2,560 iterations, learning rate 0.1 divided by 10 at 1,280, 1,920" in text
@@ -77,11 +80,14 @@ def test_deviations_for_official_data_full_budget_fp32(tmp_path):
     saved = json.loads(config_path.read_text())
     del saved["sync_bn"]  # written before that knob existed: its default is what the run did
     config_path.write_text(json.dumps(saved))
-    lines = deviation_lines([spec], tmp_path, None, 1.0, 1, "degradation")
+    seeds_line = SUITES["degradation"].seeds_deviation(1)
+    lines = deviation_lines([spec], tmp_path, None, 1.0, seeds_line)
     assert not any("Reduced budget" in line or "autocast" in line or "Changed" in line for line in lines)
     saved["momentum"] = 0.8
     config_path.write_text(json.dumps(saved))
-    assert "Changed from the paper's recipe: momentum = 0.8." in deviation_lines([spec], tmp_path, None, 1.0, 1, "degradation")
+    assert "Changed from the paper's recipe: momentum = 0.8." in deviation_lines(
+        [spec], tmp_path, None, 1.0, seeds_line
+    )
     assert any("synthetic" in line for line in lines) and "One run per network (seed 0)." in lines
 
 
@@ -103,7 +109,9 @@ def test_readme_block_replacement(table6_out, tmp_path):
     readme.write_text("intro\n\n<!-- reproduce:begin -->\nSTALE\n<!-- reproduce:end -->\n\nfooter\n")
     update_readme(out, readme)
     text = readme.read_text()
-    assert text.startswith("intro\n\n<!-- reproduce:begin -->\n") and text.endswith("<!-- reproduce:end -->\n\nfooter\n")
+    assert text.startswith("intro\n\n<!-- reproduce:begin -->\n") and text.endswith(
+        "<!-- reproduce:end -->\n\nfooter\n"
+    )
     assert "STALE" not in text
     assert "| ResNet-20 | 0.27M | 9.17 ± 1.26 | 8.00 | 8.75 | 3 |" in text
     assert "(results/cifar10-jpeg/figures/table6.png)" in text  # relative to the README's folder
@@ -127,7 +135,8 @@ def test_readme_without_markers_is_an_error(table6_out, tmp_path):
 def test_index_includes_present_suites_in_paper_order(tmp_path):
     for suite in ("complexity", "degradation"):
         (tmp_path / f"report-{suite}.md").write_text(
-            SuiteReport(suite, f"title {suite}", f"resnetlab reproduce {suite}", "| a |").markdown(level=1))
+            SuiteReport(suite, f"title {suite}", f"resnetlab reproduce {suite}", "| a |").markdown(level=1)
+        )
     index = write_index(tmp_path).read_text()
     assert index.index("## title degradation") < index.index("## title complexity")
     assert "[table6]" not in index and "### Results" in index

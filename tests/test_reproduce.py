@@ -18,8 +18,16 @@ from resnetlab.engine.train import train
 DATA = "synthetic:512"
 # Depth-8 nets (the registry's CIFAR builders take depth=6n+2), 8 iterations of 32 images: each run
 # takes well under a second, yet goes through the real training loop, evaluation and checkpoints.
-TINY = {"iterations": 8, "milestones": [4, 6], "batch_size": 32, "eval_every": 2, "log_every": 1,
-        "checkpoint_every": 4, "eval_batch_size": 100, "model_options": {"depth": 8}}
+TINY = {
+    "iterations": 8,
+    "milestones": [4, 6],
+    "batch_size": 32,
+    "eval_every": 2,
+    "log_every": 1,
+    "checkpoint_every": 4,
+    "eval_batch_size": 100,
+    "model_options": {"depth": 8},
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -60,17 +68,33 @@ def suites_out(tmp_path_factory, arrays) -> Path:
 
 def test_scaled_recipe_is_the_run_config():
     config = run_config("plain20", budget=0.04, data="../data/cifar10-jpeg", seed=3)
-    assert (config.iterations, config.milestones, config.seed, config.data) == (2560, (1280, 1920), 3, "../data/cifar10-jpeg")
+    assert (config.iterations, config.milestones, config.seed, config.data) == (
+        2560,
+        (1280, 1920),
+        3,
+        "../data/cifar10-jpeg",
+    )
     specs = suite_specs(SuiteOptions("shortcuts", Path("x"), budget=0.5, seeds=2))
-    assert [s.name for s in specs] == ["resnet20-A-s0", "resnet20-A-s1", "resnet20-B-s0", "resnet20-B-s1",
-                                       "resnet20-C-s0", "resnet20-C-s1"]
+    assert [s.name for s in specs] == [
+        "resnet20-A-s0",
+        "resnet20-A-s1",
+        "resnet20-B-s0",
+        "resnet20-B-s1",
+        "resnet20-C-s0",
+        "resnet20-C-s1",
+    ]
     assert specs[2].config.model_options == {"shortcut": "B"}
 
 
 def test_every_suite_writes_report_and_figures(suites_out):
     out = suites_out
-    for suite, figure in [("degradation", "degradation"), ("table6", "table6"), ("shortcuts", "shortcuts"),
-                          ("responses", "responses"), ("complexity", "complexity")]:
+    for suite, figure in [
+        ("degradation", "degradation"),
+        ("table6", "table6"),
+        ("shortcuts", "shortcuts"),
+        ("responses", "responses"),
+        ("complexity", "complexity"),
+    ]:
         assert (out / f"report-{suite}.md").is_file()
         assert (out / "figures" / f"{figure}.png").read_bytes()[:8] == PNG_MAGIC
         assert f"resnetlab reproduce {suite}" in (out / f"report-{suite}.md").read_text()
@@ -78,7 +102,13 @@ def test_every_suite_writes_report_and_figures(suites_out):
     positions = [index.index(t) for t in ("(Fig. 1, Fig. 6)", "(Table 6)", "Table 3)", "(Fig. 7)", "(Table 1")]
     assert positions == sorted(positions)
     assert sorted(p.name for p in (out / "runs").iterdir()) == [
-        "plain20-s0", "resnet20-A-s0", "resnet20-B-s0", "resnet20-C-s0", "resnet20-s0", "resnet20-s1"]
+        "plain20-s0",
+        "resnet20-A-s0",
+        "resnet20-B-s0",
+        "resnet20-C-s0",
+        "resnet20-s0",
+        "resnet20-s1",
+    ]
 
 
 def test_tables_are_read_from_the_runs(suites_out):
@@ -94,7 +124,11 @@ def test_tables_are_read_from_the_runs(suites_out):
         row = next(line for line in shortcuts.splitlines() if line.startswith(f"| option {option} |"))
         assert f"| {s['test_top1_error']:.2f} |" in row and f"{s['params']:,}" in row
     # Option B/C add projection shortcuts: more parameters than parameter-free option A.
-    assert summary(out, "resnet20-A-s0")["params"] < summary(out, "resnet20-B-s0")["params"] < summary(out, "resnet20-C-s0")["params"]
+    assert (
+        summary(out, "resnet20-A-s0")["params"]
+        < summary(out, "resnet20-B-s0")["params"]
+        < summary(out, "resnet20-C-s0")["params"]
+    )
     degradation = (out / "report-degradation.md").read_text()
     assert "Reduced budget: 8 iterations instead of 64,000" in degradation
     assert "Built-in synthetic 10-class set" in degradation
@@ -105,8 +139,15 @@ def test_responses_json_has_every_3x3_layer(suites_out):
     responses = json.loads((suites_out / "responses.json").read_text())
     assert set(responses) == {"plain20", "resnet20"}
     # depth 8: the stem's 3x3 conv + 3 stages x 1 block x 2 convs.
-    assert responses["resnet20"]["layers"] == ["bn1", "layer1.0.bn1", "layer1.0.bn2", "layer2.0.bn1",
-                                               "layer2.0.bn2", "layer3.0.bn1", "layer3.0.bn2"]
+    assert responses["resnet20"]["layers"] == [
+        "bn1",
+        "layer1.0.bn1",
+        "layer1.0.bn2",
+        "layer2.0.bn1",
+        "layer2.0.bn2",
+        "layer3.0.bn1",
+        "layer3.0.bn2",
+    ]
     assert all(v > 0 for v in responses["plain20"]["std"]) and responses["plain20"]["images"] == 100
 
 
@@ -114,8 +155,9 @@ def test_finished_runs_are_reused(suites_out, arrays):
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    result = reproduce(options("table6", suites_out, models=("resnet20",), seeds=2), arrays=arrays,
-                       trainer=must_not_train, log=quiet)
+    result = reproduce(
+        options("table6", suites_out, models=("resnet20",), seeds=2), arrays=arrays, trainer=must_not_train, log=quiet
+    )
     assert result.actions == {"resnet20-s0": "reused", "resnet20-s1": "reused"}
 
 
@@ -185,7 +227,18 @@ def test_cli_plot_readme_and_errors(suites_out, tmp_path, capsys):
 
 
 def test_cli_no_train_reports_what_is_there(tmp_path):
-    args = ["reproduce", "degradation", "--data", DATA, "--budget", "0.0005", "--models", "plain20", "--out", str(tmp_path)]
+    args = [
+        "reproduce",
+        "degradation",
+        "--data",
+        DATA,
+        "--budget",
+        "0.0005",
+        "--models",
+        "plain20",
+        "--out",
+        str(tmp_path),
+    ]
     assert main([*args, "--no-train"]) == 0
     text = (tmp_path / "report-degradation.md").read_text()
     assert "| plain-20 | - | - | not finished | - | 0 |" in text and "Runs: 0 finished of 1" in text

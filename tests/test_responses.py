@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.analysis.responses import RunningMoments, layer_response_stds, plot_responses, run_response_stds
+from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.checkpoint import model_payload, save_checkpoint
 from resnetlab.models import build_model
 
 
@@ -32,8 +32,9 @@ def tiny_model(residual: bool = True) -> nn.Module:
 
 def bn_by_hand(y: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     shape = (1, -1, 1, 1)
-    return ((y - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
-            * bn.weight.view(shape) + bn.bias.view(shape))
+    return (y - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps) * bn.weight.view(
+        shape
+    ) + bn.bias.view(shape)
 
 
 def images(n: int = 23) -> torch.Tensor:
@@ -64,8 +65,10 @@ def test_every_layer_matches_the_stored_outputs(residual):
     model, x = tiny_model(residual), images()
     stds = layer_response_stds(model, x, batch_size=4)
     outputs: dict[str, list[torch.Tensor]] = {}
-    handles = [bn.register_forward_hook(lambda m, i, o, name=name: outputs.setdefault(name, []).append(o.clone()))
-               for name, bn in model.response_layers()]
+    handles = [
+        bn.register_forward_hook(lambda m, i, o, name=name: outputs.setdefault(name, []).append(o.clone()))
+        for name, bn in model.response_layers()
+    ]
     with torch.no_grad():
         model(x)  # one batch: nothing to merge
     for h in handles:
@@ -92,8 +95,10 @@ def test_run_response_stds_uses_the_final_checkpoint(tmp_path):
     model = tiny_model()
     mean = torch.full((3, 1, 1), 0.5)
     preprocess = Preprocess(input_size=16, resize="none", resize_to=16, mean_image=mean)
-    save_checkpoint(tmp_path / "checkpoints" / "last.pt",
-                    model_payload(model, "resnet20", {"depth": 8}, [str(i) for i in range(10)], preprocess, 8))
+    save_checkpoint(
+        tmp_path / "checkpoints" / "last.pt",
+        model_payload(model, "resnet20", {"depth": 8}, [str(i) for i in range(10)], preprocess, 8),
+    )
     raw = torch.randint(0, 256, (9, 3, 16, 16), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
     result = run_response_stds(tmp_path, raw, batch_size=4)
     expected = layer_response_stds(model, raw.float() / 255 - 0.5)

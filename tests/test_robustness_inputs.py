@@ -23,10 +23,10 @@ import pytest
 import torch
 from PIL import Image
 
+from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
 from resnetlab.data.cifar import write_cifar_archive
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.engine.checkpoint import model_payload, save_checkpoint
 from resnetlab.engine.config import load_recipe
 from resnetlab.models import build_model
 
@@ -35,10 +35,14 @@ CLASSES = [f"c{i}" for i in range(10)]
 
 # --------------------------------------------------------------------------- helpers
 
+
 def snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` (the "before" picture of a case)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def unchanged(before: dict[str, str], root: Path) -> bool:
@@ -112,18 +116,31 @@ def cifar_folder(root: Path) -> Path:
 
 # --------------------------------------------------------------------------- data folders and images
 
+
 def test_missing_empty_and_mislaid_data_folders(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     mislaid = tmp_path / "mislaid"  # images at the top, no train/ and test/
     mislaid.mkdir()
     Image.new("RGB", (32, 32)).save(mislaid / "a.jpg")
     common = ["--iterations", "1", "--cache-dir", str(tmp_path / "cache")]
-    fails_cleanly(capsys, ["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r1"), *common],
-                  "does not exist", tmp_path)
-    fails_cleanly(capsys, ["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r2"), *common],
-                  "no dataset recognised", tmp_path)
-    fails_cleanly(capsys, ["train", "--data", str(mislaid), "--out", str(tmp_path / "r3"), *common],
-                  "no dataset recognised", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r1"), *common],
+        "does not exist",
+        tmp_path,
+    )
+    fails_cleanly(
+        capsys,
+        ["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r2"), *common],
+        "no dataset recognised",
+        tmp_path,
+    )
+    fails_cleanly(
+        capsys,
+        ["train", "--data", str(mislaid), "--out", str(tmp_path / "r3"), *common],
+        "no dataset recognised",
+        tmp_path,
+    )
 
 
 def test_eval_names_a_zero_byte_and_a_truncated_jpeg(tmp_path, capsys, ckpt):
@@ -154,8 +171,12 @@ def test_predict_reads_cmyk_16bit_and_grayscale_and_reports_broken_files(tmp_pat
     (images / "zero.jpg").write_bytes(b"")
     full = (images / "cmyk.jpg").read_bytes()
     (images / "half.jpg").write_bytes(full[: len(full) // 3])
-    line = fails_cleanly(capsys, ["predict", str(ckpt), str(images / "zero.jpg"), str(images / "half.jpg")],
-                         "2 of 2 file(s) could not be classified", tmp_path)
+    line = fails_cleanly(
+        capsys,
+        ["predict", str(ckpt), str(images / "zero.jpg"), str(images / "half.jpg")],
+        "2 of 2 file(s) could not be classified",
+        tmp_path,
+    )
     assert line.startswith("resnetlab predict: ")
     (tmp_path / "no-images").mkdir()
     fails_cleanly(capsys, ["predict", str(ckpt), str(tmp_path / "no-images")], "no image files found", tmp_path)
@@ -183,19 +204,28 @@ def test_truncated_or_mismatched_cifar_archive_is_refused_and_kept(tmp_path, cap
     assert mine.exists()
     # The same truncated file named by its own md5: extraction fails cleanly, the file stays.
     md5 = hashlib.md5(mine.read_bytes()).hexdigest()
-    fails_cleanly(capsys, ["download", "cifar10", "--root", str(root), "--md5", md5, *offline],
-                  "corrupt or truncated archive", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["download", "cifar10", "--root", str(root), "--md5", md5, *offline],
+        "corrupt or truncated archive",
+        tmp_path,
+    )
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-python.tar.gz"]
 
 
 def test_download_root_that_is_a_file(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine\n")
     for root in ("notes.txt", "notes.txt/sub"):
-        fails_cleanly(capsys, ["download", "cifar10", "--root", str(tmp_path / root), "--quiet"],
-                      "is a file, not a folder", tmp_path)
+        fails_cleanly(
+            capsys,
+            ["download", "cifar10", "--root", str(tmp_path / root), "--quiet"],
+            "is a file, not a folder",
+            tmp_path,
+        )
 
 
 # --------------------------------------------------------------------------- checkpoints
+
 
 def test_files_that_are_not_checkpoints(tmp_path, capsys, ckpt):
     image = tmp_path / "x.png"
@@ -203,8 +233,11 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys, ckpt):
     (tmp_path / "text.pt").write_text("hello, not a checkpoint\n")
     (tmp_path / "number.pt").write_text("3\n")  # torch.load's answer was a bare KeyError number
     (tmp_path / "empty.pt").write_bytes(b"")
-    cases = [("text.pt", "not a PyTorch checkpoint"), ("number.pt", "not a PyTorch checkpoint"),
-             ("empty.pt", "empty (0 bytes)")]
+    cases = [
+        ("text.pt", "not a PyTorch checkpoint"),
+        ("number.pt", "not a PyTorch checkpoint"),
+        ("empty.pt", "empty (0 bytes)"),
+    ]
     for name, fragment in cases:
         fails_cleanly(capsys, ["predict", str(tmp_path / name), str(image)], fragment, tmp_path)
         fails_cleanly(capsys, ["eval", str(tmp_path / name), "--data", "synthetic:16"], fragment, tmp_path)
@@ -212,8 +245,12 @@ def test_files_that_are_not_checkpoints(tmp_path, capsys, ckpt):
     run = tmp_path / "run"  # a run whose last checkpoint was replaced by text
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.pt").write_text("3\n")
-    fails_cleanly(capsys, ["train", "--out", str(run), "--resume", "--data", "synthetic:64", "--iterations", "1"],
-                  "not a PyTorch checkpoint", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["train", "--out", str(run), "--resume", "--data", "synthetic:64", "--iterations", "1"],
+        "not a PyTorch checkpoint",
+        tmp_path,
+    )
 
 
 def test_truncated_and_corrupted_checkpoints(tmp_path, capsys, ckpt):
@@ -228,7 +265,7 @@ def test_truncated_and_corrupted_checkpoints(tmp_path, capsys, ckpt):
     flipped = bytearray(payload)
     # The data starts after the local header, whose name and (alignment) extra field lengths
     # sit at bytes 26..29 of it.
-    name_length, extra_length = struct.unpack("<HH", payload[entry.header_offset + 26: entry.header_offset + 30])
+    name_length, extra_length = struct.unpack("<HH", payload[entry.header_offset + 26 : entry.header_offset + 30])
     start = entry.header_offset + 30 + name_length + extra_length
     for i in range(start, start + 16):
         flipped[i] ^= 0xFF
@@ -246,47 +283,74 @@ def test_foreign_checkpoints(tmp_path, capsys, ckpt):
     fails_cleanly(capsys, ["predict", str(tmp_path / "bare.pt"), str(image)], "weights import", tmp_path)
     line = fails_cleanly(capsys, ["predict", str(tmp_path / "pickled.pt"), str(image)], "pickled", tmp_path)
     assert "weights_only" in line
-    fails_cleanly(capsys, ["export", str(tmp_path / "missing.pt"), "--format", "torchscript",
-                           "--out", str(tmp_path / "m.ts")], "no checkpoint at", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["export", str(tmp_path / "missing.pt"), "--format", "torchscript", "--out", str(tmp_path / "m.ts")],
+        "no checkpoint at",
+        tmp_path,
+    )
 
 
 def test_checkpoint_of_another_architecture(tmp_path, capsys, ckpt):
     # CIFAR weights into an ImageNet ResNet-18.
-    fails_cleanly(capsys, ["weights", "import", str(ckpt), "--model", "resnet18", "--out", str(tmp_path / "w.pt")],
-                  "resnet18", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["weights", "import", str(ckpt), "--model", "resnet18", "--out", str(tmp_path / "w.pt")],
+        "resnet18",
+        tmp_path,
+    )
     assert not (tmp_path / "w.pt").exists()
     # A run of ResNet-32 resumed with the ResNet-20 recipe.
     run = tmp_path / "run"
     other = load_recipe("cifar10-resnet32")
     save_checkpoint(run / "checkpoints" / "last.pt", {"config": other.to_dict(), "iteration": 1})
     (run / "config.json").write_text(json.dumps(other.to_dict()))
-    fails_cleanly(capsys, ["train", "--recipe", "cifar10-resnet20", "--out", str(run), "--resume",
-                           "--data", "synthetic:64", "--device", "cpu"], "cannot resume", tmp_path)
+    fails_cleanly(
+        capsys,
+        [
+            "train",
+            "--recipe",
+            "cifar10-resnet20",
+            "--out",
+            str(run),
+            "--resume",
+            "--data",
+            "synthetic:64",
+            "--device",
+            "cpu",
+        ],
+        "cannot resume",
+        tmp_path,
+    )
 
 
 # --------------------------------------------------------------------------- recipes, keys and values
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["train", "--recipe", "nope"], "unknown recipe"),
-    (["train", "--set", "lrr=1"], "unknown key"),
-    (["train", "--set", "warmup_lr=true"], "warmup_lr"),  # bool is an int: was accepted as 1.0
-    (["train", "--set", "batch_size=abc"], "batch_size"),
-    (["train", "--set", "lr=-1"], "lr"),
-    (["train", "--set", "milestones=[300,200]"], "milestones"),
-    (["train", "--set", "device=\"tpu\""], "device"),
-    (["summary", "resnet20", "--input-size", "-1"], "--input-size"),  # was a traceback
-    (["summary", "resnet20", "--input-size", "0"], "--input-size"),  # was 32x32 without a word
-    (["summary", "vgg16", "--input-size", "16"], "between 32 and"),
-    (["summary", "resnet21"], "unknown model"),
-    (["summary", "resnet20", "-o", "depth=abc"], "depth"),
-    (["summary", "resnet50", "-o", "colour=red"], "unknown option"),
-    (["detect", "train", "--recipe", "nope"], "nope"),
-    (["eval", "missing.pt", "--batch-size", "0"], "--batch-size"),
-    (["reproduce", "table6", "--budget", "0", "--out", "res"], "budget"),
-    (["reproduce", "table6", "--seeds", "0", "--out", "res"], "seeds"),
-    (["download", "cifar10", "--timeout", "0", "--root", "d"], "timeout"),
-    (["plot", "no-such-run", "--out", "c.png"], "no-such-run"),
-])
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--recipe", "nope"], "unknown recipe"),
+        (["train", "--set", "lrr=1"], "unknown key"),
+        (["train", "--set", "warmup_lr=true"], "warmup_lr"),  # bool is an int: was accepted as 1.0
+        (["train", "--set", "batch_size=abc"], "batch_size"),
+        (["train", "--set", "lr=-1"], "lr"),
+        (["train", "--set", "milestones=[300,200]"], "milestones"),
+        (["train", "--set", 'device="tpu"'], "device"),
+        (["summary", "resnet20", "--input-size", "-1"], "--input-size"),  # was a traceback
+        (["summary", "resnet20", "--input-size", "0"], "--input-size"),  # was 32x32 without a word
+        (["summary", "vgg16", "--input-size", "16"], "between 32 and"),
+        (["summary", "resnet21"], "unknown model"),
+        (["summary", "resnet20", "-o", "depth=abc"], "depth"),
+        (["summary", "resnet50", "-o", "colour=red"], "unknown option"),
+        (["detect", "train", "--recipe", "nope"], "nope"),
+        (["eval", "missing.pt", "--batch-size", "0"], "--batch-size"),
+        (["reproduce", "table6", "--budget", "0", "--out", "res"], "budget"),
+        (["reproduce", "table6", "--seeds", "0", "--out", "res"], "seeds"),
+        (["download", "cifar10", "--timeout", "0", "--root", "d"], "timeout"),
+        (["plot", "no-such-run", "--out", "c.png"], "no-such-run"),
+    ],
+)
 def test_bad_values_are_one_line(tmp_path, capsys, monkeypatch, argv, fragment):
     monkeypatch.chdir(tmp_path)  # default output folders (runs/...) land here if a case ever trains
     if argv[0] == "train":  # and such a run is short (warmup_lr=true trained before the fix)
@@ -299,8 +363,22 @@ def test_invalid_recipe_and_class_files(tmp_path, capsys, ckpt):
     fails_cleanly(capsys, ["train", "--recipe", str(tmp_path / "bad.toml")], "not valid TOML", tmp_path)
     (tmp_path / "binary.toml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
     fails_cleanly(capsys, ["train", "--recipe", str(tmp_path / "binary.toml")], "binary.toml", tmp_path)
-    fails_cleanly(capsys, ["weights", "import", str(ckpt), "--model", "resnet18", "--classes",
-                           str(tmp_path / "binary.toml"), "--out", str(tmp_path / "w.pt")], "binary.toml", tmp_path)
+    fails_cleanly(
+        capsys,
+        [
+            "weights",
+            "import",
+            str(ckpt),
+            "--model",
+            "resnet18",
+            "--classes",
+            str(tmp_path / "binary.toml"),
+            "--out",
+            str(tmp_path / "w.pt"),
+        ],
+        "binary.toml",
+        tmp_path,
+    )
 
 
 def test_devices_this_machine_lacks(tmp_path, capsys, ckpt):
@@ -309,21 +387,26 @@ def test_devices_this_machine_lacks(tmp_path, capsys, ckpt):
     fails_cleanly(capsys, ["predict", str(ckpt), str(image), "--device", "gpu0"], "not a torch device", tmp_path)
     # cuda:99 is absent on any machine: "no CUDA device" here, "has N CUDA device(s)" on a GPU host.
     fails_cleanly(capsys, ["predict", str(ckpt), str(image), "--device", "cuda:99"], "--device cuda:99", tmp_path)
-    fails_cleanly(capsys, ["eval", str(ckpt), "--data", "synthetic:16", "--device", "cuda:99"], "--device cuda:99",
-                  tmp_path)
+    fails_cleanly(
+        capsys, ["eval", str(ckpt), "--data", "synthetic:16", "--device", "cuda:99"], "--device cuda:99", tmp_path
+    )
 
 
-@pytest.mark.parametrize("argv", [
-    ["summary", "resnet20", "--input-size", "big"],
-    ["train", "--device", "tpu"],
-    ["reproduce", "readme", "results"],  # the README to rewrite must be named: no ./README.md default
-    ["export", "model.pt", "--out", "m.onnx"],  # --format is required
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["summary", "resnet20", "--input-size", "big"],
+        ["train", "--device", "tpu"],
+        ["reproduce", "readme", "results"],  # the README to rewrite must be named: no ./README.md default
+        ["export", "model.pt", "--out", "m.onnx"],  # --format is required
+    ],
+)
 def test_usage_errors_exit_2(tmp_path, capsys, argv):
     fails_cleanly(capsys, argv, "error:", tmp_path, code=2)
 
 
 # --------------------------------------------------------------------------- outputs: never lose a file
+
 
 def test_demo_refuses_a_folder_that_is_not_its_own_run(tmp_path, capsys):
     """Data loss before the fix: ``demo --out DIR`` deleted DIR with everything in it."""
@@ -347,8 +430,15 @@ def test_demo_replaces_only_its_own_previous_run(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "tb").mkdir()
     (run / "config.json").write_text(json.dumps(load_recipe("demo").to_dict(), default=str))
-    for name in ("meta.json", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt",
-                 "checkpoints/.last.pt.123.tmp", "tb/events.out.tfevents.1.host.1.0"):
+    for name in (
+        "meta.json",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "checkpoints/.last.pt.123.tmp",
+        "tb/events.out.tfevents.1.host.1.0",
+    ):
         (run / name).write_text("{}")
     prepare_demo_out(run)
     assert not run.exists()
@@ -368,8 +458,17 @@ def test_demo_recognises_what_train_really_writes(tmp_path):
     from resnetlab.engine.train import train
 
     data = load_dataset("synthetic:128", "train"), load_dataset("synthetic", "test").subset(torch.arange(64))
-    config = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, iterations=2, batch_size=16,
-                         milestones=(1,), val_size=16, log_every=1, eval_every=2, checkpoint_every=1)
+    config = TrainConfig(
+        model="cifar_resnet",
+        model_options={"depth": 8},
+        iterations=2,
+        batch_size=16,
+        milestones=(1,),
+        val_size=16,
+        log_every=1,
+        eval_every=2,
+        checkpoint_every=1,
+    )
     run = tmp_path / "demo"
     train(config, run, data=data, log=lambda line: None)
     with pytest.raises(Exception, match="not a previous demo run"):  # a run, but not of the demo recipe
@@ -397,8 +496,9 @@ def test_export_never_overwrites_without_the_flag(tmp_path, capsys, ckpt):
     """Data loss before the fix: an existing --out file was overwritten without a word."""
     target = tmp_path / "model.ts"
     target.write_bytes(b"the user's own file")
-    fails_cleanly(capsys, ["export", str(ckpt), "--format", "torchscript", "--out", str(target)], "--overwrite",
-                  tmp_path)
+    fails_cleanly(
+        capsys, ["export", str(ckpt), "--format", "torchscript", "--out", str(target)], "--overwrite", tmp_path
+    )
     folder = tmp_path / "folder.onnx"
     folder.mkdir()
     fails_cleanly(capsys, ["export", str(ckpt), "--format", "onnx", "--out", str(folder)], "is a folder", tmp_path)
@@ -426,8 +526,12 @@ def test_failed_verification_keeps_the_existing_file(tmp_path, capsys, ckpt, mon
     monkeypatch.setattr(verification, "export_torchscript", export_wrong)
     target = tmp_path / "model.ts"
     target.write_bytes(b"the user's own file")
-    line = fails_cleanly(capsys, ["export", str(ckpt), "--format", "torchscript", "--out", str(target),
-                                  "--overwrite"], "disagrees", tmp_path)
+    line = fails_cleanly(
+        capsys,
+        ["export", str(ckpt), "--format", "torchscript", "--out", str(target), "--overwrite"],
+        "disagrees",
+        tmp_path,
+    )
     assert "FAILED" in line and target.read_bytes() == b"the user's own file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ts"]
 
@@ -443,8 +547,9 @@ def test_weights_export_and_import_never_overwrite_without_the_flag(tmp_path, ca
     torch.save(build_model("resnet18").state_dict(), imagenet)
     mine = tmp_path / "converted.pt"
     mine.write_bytes(b"keep me")
-    fails_cleanly(capsys, ["weights", "import", str(imagenet), "--model", "resnet18", "--out", str(mine)],
-                  "--overwrite", tmp_path)
+    fails_cleanly(
+        capsys, ["weights", "import", str(imagenet), "--model", "resnet18", "--out", str(mine)], "--overwrite", tmp_path
+    )
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
 
 
@@ -452,25 +557,44 @@ def test_detect_predict_never_overwrites_inputs_or_outputs(tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.new("RGB", (48, 48), (200, 30, 30)).save(photos / "cat.png")
-    fails_cleanly(capsys, ["detect", "predict", str(tmp_path / "no-run"), str(photos / "cat.png"),
-                           "--out", str(photos)], "is an input image", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["detect", "predict", str(tmp_path / "no-run"), str(photos / "cat.png"), "--out", str(photos)],
+        "is an input image",
+        tmp_path,
+    )
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "cat.json").write_text("mine")
-    fails_cleanly(capsys, ["detect", "predict", str(tmp_path / "no-run"), str(photos / "cat.png"),
-                           "--out", str(tmp_path / "out")], "--overwrite", tmp_path)
+    fails_cleanly(
+        capsys,
+        ["detect", "predict", str(tmp_path / "no-run"), str(photos / "cat.png"), "--out", str(tmp_path / "out")],
+        "--overwrite",
+        tmp_path,
+    )
     other = tmp_path / "other"
     other.mkdir()
     Image.new("RGB", (48, 48)).save(other / "cat.png")
-    fails_cleanly(capsys, ["detect", "predict", str(tmp_path / "no-run"), str(photos / "cat.png"),
-                           str(other / "cat.png"), "--out", str(tmp_path / "new")], "both write", tmp_path)
+    fails_cleanly(
+        capsys,
+        [
+            "detect",
+            "predict",
+            str(tmp_path / "no-run"),
+            str(photos / "cat.png"),
+            str(other / "cat.png"),
+            "--out",
+            str(tmp_path / "new"),
+        ],
+        "both write",
+        tmp_path,
+    )
 
 
 def test_detect_train_refuses_a_folder_that_is_not_its_run(tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "metrics.jsonl").write_text("my numbers\n")  # train_detector appends to this file
-    fails_cleanly(capsys, ["detect", "train", "--out", str(mine), "--iterations", "1"], "not a detection run",
-                  tmp_path)
+    fails_cleanly(capsys, ["detect", "train", "--out", str(mine), "--iterations", "1"], "not a detection run", tmp_path)
 
 
 def test_detect_train_replaces_its_own_run_only_when_asked(tmp_path):
@@ -518,8 +642,10 @@ def test_read_only_output_folder(tmp_path, capsys, ckpt):
         else:
             (locked / ".probe").unlink()
             pytest.skip("cannot make a folder read-only for this user (root without chattr +i)")
-        for argv in (["export", str(ckpt), "--format", "torchscript", "--out", str(locked / "m.ts")],
-                     ["weights", "export", str(ckpt), "--out", str(locked / "w.pt")]):
+        for argv in (
+            ["export", str(ckpt), "--format", "torchscript", "--out", str(locked / "m.ts")],
+            ["weights", "export", str(ckpt), "--out", str(locked / "w.pt")],
+        ):
             fails_cleanly(capsys, argv, "Permission denied", tmp_path)
     finally:
         undo()
@@ -527,13 +653,18 @@ def test_read_only_output_folder(tmp_path, capsys, ckpt):
 
 # --------------------------------------------------------------------------- errors and bugs
 
+
 def test_missing_export_extra_names_it(tmp_path, capsys, ckpt, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the [export] extra were absent
     monkeypatch.setitem(sys.modules, "onnxscript", None)
-    line = fails_cleanly(capsys, ["export", str(ckpt), "--format", "onnx", "--exporter", "torchscript",
-                                  "--out", str(tmp_path / "m.onnx")], "resnetlab[export]", tmp_path)
+    line = fails_cleanly(
+        capsys,
+        ["export", str(ckpt), "--format", "onnx", "--exporter", "torchscript", "--out", str(tmp_path / "m.onnx")],
+        "resnetlab[export]",
+        tmp_path,
+    )
     assert "onnxruntime" in line and not (tmp_path / "m.onnx").exists()
 
 
@@ -563,7 +694,10 @@ def test_bugs_keep_their_traceback_and_debug_shows_every_one(tmp_path, capsys, m
     with pytest.raises(KeyError):  # a bug is not reported as a user error
         main(["summary", "resnet20"])
     capsys.readouterr()
-    for argv in (["--debug", "summary", "resnet20", "--input-size", "0"], ["summary", "resnet20", "--input-size", "0", "--debug"]):
+    for argv in (
+        ["--debug", "summary", "resnet20", "--input-size", "0"],
+        ["summary", "resnet20", "--input-size", "0", "--debug"],
+    ):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert "Traceback" in err and err.strip().splitlines()[-1].startswith("resnetlab summary: error: --input-size")
@@ -576,7 +710,7 @@ def test_stale_checkpoint_temporaries_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from resnetlab.engine.checkpoint import remove_stale_temporaries
+    from resnetlab.checkpoints.atomic import remove_stale_temporaries
 
     child = subprocess.Popen([sys.executable, "-c", ""])
     child.wait()

@@ -22,13 +22,16 @@ def test_available_cores_without_affinity(monkeypatch):
     assert threads.available_cores() == 7
 
 
-@pytest.mark.parametrize("policy, expected", [
-    ("default", {}),
-    ("passive", {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ("ACTIVE", {"OMP_WAIT_POLICY": "ACTIVE"}),
-    ("spin:10000", {"GOMP_SPINCOUNT": "10000"}),
-    ("spin:0", {"GOMP_SPINCOUNT": "0"}),
-])
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ("default", {}),
+        ("passive", {"OMP_WAIT_POLICY": "PASSIVE"}),
+        ("ACTIVE", {"OMP_WAIT_POLICY": "ACTIVE"}),
+        ("spin:10000", {"GOMP_SPINCOUNT": "10000"}),
+        ("spin:0", {"GOMP_SPINCOUNT": "0"}),
+    ],
+)
 def test_policy_environment(policy, expected):
     assert threads.policy_environment(policy) == expected
 
@@ -63,9 +66,11 @@ def test_set_wait_policy_after_torch_changes_nothing():
 def test_set_wait_policy_in_a_fresh_process():
     # A fresh interpreter has not imported torch: the policy is written (torch is not imported
     # here, which keeps the test fast; the module itself must not import it either).
-    code = ("import os, sys; from resnetlab.engine.threads import set_wait_policy; "
-            "ok = set_wait_policy('passive'); "
-            "print(ok, os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    code = (
+        "import os, sys; from resnetlab.engine.threads import set_wait_policy; "
+        "ok = set_wait_policy('passive'); "
+        "print(ok, os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k not in threads.POLICY_VARIABLES}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["True", "PASSIVE", "False"]
@@ -95,8 +100,10 @@ def test_configure_threads():
 def test_policy_reaches_openmp_runtime():
     # The claim that matters: set before `import torch`, the policy is what the OpenMP runtime reads
     # (libgomp prints its settings at initialisation with OMP_DISPLAY_ENV).
-    code = ("from resnetlab.engine.threads import set_wait_policy; "
-            "assert set_wait_policy('spin:12345'); import torch; torch.ones(1)")
+    code = (
+        "from resnetlab.engine.threads import set_wait_policy; "
+        "assert set_wait_policy('spin:12345'); import torch; torch.ones(1)"
+    )
     env = {k: v for k, v in os.environ.items() if k not in threads.POLICY_VARIABLES}
     env["OMP_DISPLAY_ENV"] = "VERBOSE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

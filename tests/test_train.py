@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnetlab.checkpoints.checkpoint import load_checkpoint, load_model
+from resnetlab.checkpoints.rundir import read_metrics
 from resnetlab.cli import main as cli_main
 from resnetlab.data import load_dataset
-from resnetlab.engine.checkpoint import load_checkpoint, load_model
 from resnetlab.engine.config import TrainConfig
-from resnetlab.engine.rundir import read_metrics
-from resnetlab.engine.train import TrainingDiverged, train
+from resnetlab.engine.steps import TrainingDiverged
+from resnetlab.engine.train import train
 
 QUIET = dict(log=lambda line: None)
 
@@ -31,15 +32,31 @@ def tiny_data():
 
 
 def tiny_config(**changes) -> TrainConfig:
-    base = TrainConfig(model="cifar_resnet", model_options={"depth": 8}, iterations=12, batch_size=32,
-                       milestones=(6, 9), val_size=64, log_every=4, eval_every=6, checkpoint_every=5)
+    base = TrainConfig(
+        model="cifar_resnet",
+        model_options={"depth": 8},
+        iterations=12,
+        batch_size=32,
+        milestones=(6, 9),
+        val_size=64,
+        log_every=4,
+        eval_every=6,
+        checkpoint_every=5,
+    )
     return base.replace(**changes)
 
 
 def test_run_directory_and_summary(tmp_path, tiny_data) -> None:
     result = train(tiny_config(), tmp_path / "run", data=tiny_data, **QUIET)
     run = tmp_path / "run"
-    for name in ("config.json", "meta.json", "metrics.jsonl", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in (
+        "config.json",
+        "meta.json",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (run / name).is_file(), name
     assert any((run / "tb").iterdir())  # TensorBoard events
     summary = json.loads((run / "summary.json").read_text())
@@ -82,7 +99,10 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_data
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda ms: [{k: v for k, v in m.items() if k not in ("images_per_second", "elapsed_seconds")} for m in ms]
     assert strip(read_metrics(tmp_path / "straight")) == strip(read_metrics(tmp_path / "resumed"))
-    assert finished.summary["test_top1_error"] == json.loads((tmp_path / "straight/summary.json").read_text())["test_top1_error"]
+    assert (
+        finished.summary["test_top1_error"]
+        == json.loads((tmp_path / "straight/summary.json").read_text())["test_top1_error"]
+    )
 
 
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_data) -> None:
@@ -96,7 +116,9 @@ def test_resume_refuses_a_changed_recipe(tmp_path, tiny_data) -> None:
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data) -> None:
     # Sane for 6 iterations, then the lr is multiplied by 1e30 and the weights blow up.
-    config = tiny_config(milestones=(6,), lr_factor=1e30, iterations=12, log_every=4, checkpoint_every=2, eval_every=100)
+    config = tiny_config(
+        milestones=(6,), lr_factor=1e30, iterations=12, log_every=4, checkpoint_every=2, eval_every=100
+    )
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(config, tmp_path / "run", data=tiny_data, **QUIET)
     last = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
@@ -126,10 +148,32 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
 
 def test_cli_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path) -> None:
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "resnetlab", "train", "--recipe", "demo", "--out", str(out),
-            "--data", "synthetic:640", "--iterations", "400", "--set", "model=cifar_resnet",
-            "--set", "model_options.depth=8", "--set", "log_every=1", "--set", "eval_every=1000",
-            "--set", "batch_size=32", "--set", "val_size=64"]
+    argv = [
+        sys.executable,
+        "-m",
+        "resnetlab",
+        "train",
+        "--recipe",
+        "demo",
+        "--out",
+        str(out),
+        "--data",
+        "synthetic:640",
+        "--iterations",
+        "400",
+        "--set",
+        "model=cifar_resnet",
+        "--set",
+        "model_options.depth=8",
+        "--set",
+        "log_every=1",
+        "--set",
+        "eval_every=1000",
+        "--set",
+        "batch_size=32",
+        "--set",
+        "val_size=64",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
@@ -145,14 +189,15 @@ def test_cli_sigint_saves_a_checkpoint_and_resume_finishes(tmp_path) -> None:
     assert "Traceback" not in output and "interrupted at iteration" in output
     stopped_at = load_checkpoint(out / "checkpoints/last.pt")["iteration"]
     assert 3 <= stopped_at < 400
-    resumed = subprocess.run(argv + ["--resume", "--iterations", str(stopped_at + 2)], capture_output=True,
-                             text=True, env=env, timeout=120)
+    resumed = subprocess.run(
+        argv + ["--resume", "--iterations", str(stopped_at + 2)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "summary.json").read_text())["iterations"] == stopped_at + 2
 
 
 def test_reported_test_error_is_the_fp32_error_of_the_final_checkpoint(tmp_path, tiny_data) -> None:
-    from resnetlab.engine.evaluate import error_counts, rates
+    from resnetlab.evaluation.counts import error_counts, rates
 
     summary = train(tiny_config(), tmp_path / "run", data=tiny_data, **QUIET).summary
     loaded = load_model(tmp_path / "run/checkpoints/last.pt")

@@ -42,6 +42,7 @@ def test_torchvision_state_dict_loads_strictly_with_the_same_outputs(name: str) 
     if torchvision_ops() is None:
         pytest.skip("torchvision not installed or unusable")
     import torchvision.models as models
+
     torch.manual_seed(0)
     reference = getattr(models, name)(weights=None).eval()
     ours = build_model(name, stride_on="3x3").eval()

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from resnetlab._optional import torchvision_ops
+from resnetlab.checkpoints.checkpoint import FORMAT, load_model, model_payload, save_checkpoint
+from resnetlab.checkpoints.weights import imagenet_preprocess
 from resnetlab.cli import main
-from resnetlab.engine.checkpoint import FORMAT, load_model, model_payload, save_checkpoint
 from resnetlab.inference import export_weights, import_weights, load_any
-from resnetlab.inference.weights import imagenet_preprocess
 from resnetlab.models import build_model
 from resnetlab.models.interop import StrideChoiceError, guess_architecture
 from resnetlab.models.registry import explicit_layout, is_bottleneck
@@ -93,7 +93,9 @@ def test_build_model_missing_file_and_basic_nets(tmp_path):
 
 def test_import_requires_the_choice_and_records_it(v15, tmp_path):
     folder, logits = v15
-    with pytest.raises(StrideChoiceError, match=r"choose --stride-on 3x3 \(torchvision/timm, v1\.5\) or --stride-on 1x1 \(paper v1\)"):
+    with pytest.raises(
+        StrideChoiceError, match=r"choose --stride-on 3x3 \(torchvision/timm, v1\.5\) or --stride-on 1x1 \(paper v1\)"
+    ):
         import_weights(folder / "tv.pth", "resnet50", tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
     import_weights(folder / "tv.pth", "resnet50", tmp_path / "v15.pt", stride_on="3x3")
@@ -101,8 +103,9 @@ def test_import_requires_the_choice_and_records_it(v15, tmp_path):
     assert loaded.options["stride_on"] == "3x3"
     torch.testing.assert_close(_logits(loaded.model), logits, rtol=1e-5, atol=1e-5)
     # Our own files record their layout: build_model and a re-import follow it without being told...
-    torch.testing.assert_close(_logits(build_model("resnet50", weights=tmp_path / "v15.pt")), logits,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        _logits(build_model("resnet50", weights=tmp_path / "v15.pt")), logits, rtol=1e-5, atol=1e-5
+    )
     st = export_weights(tmp_path / "v15.pt", tmp_path / "v15.safetensors")
     torch.testing.assert_close(_logits(build_model("resnet50", weights=st)), logits, rtol=1e-5, atol=1e-5)
     again = import_weights(st, "resnet50", tmp_path / "again.pt")
@@ -123,8 +126,22 @@ def test_cli_weights_import_stops_with_one_line_then_builds_v15(v15, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--stride-on 3x3 (torchvision/timm, v1.5)" in err
     assert "--stride-on 1x1 (paper v1)" in err and not out.exists()
-    assert main(["weights", "import", str(folder / "tv.pth"), "--model", "resnet50", "--stride-on", "3x3",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "weights",
+                "import",
+                str(folder / "tv.pth"),
+                "--model",
+                "resnet50",
+                "--stride-on",
+                "3x3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     torch.testing.assert_close(_logits(load_any(out).model), logits, rtol=1e-5, atol=1e-5)
 
 
@@ -161,8 +178,10 @@ def test_own_files_record_the_default_layout_explicitly(tmp_path):
     assert model_payload(build_model("resnet18"), "resnet18", {}, [], imagenet_preprocess())["arch"]["options"] == {}
     assert explicit_layout("resnet20", {"depth": 20}) == {"depth": 20}
     # A file written before stride_on was recorded (options {}) was built v1, and loads as v1.
-    old = {**model_payload(model, "resnet50", {}, "abc", imagenet_preprocess()), "arch": {"name": "resnet50",
-                                                                                          "options": {"num_classes": 3}}}
+    old = {
+        **model_payload(model, "resnet50", {}, "abc", imagenet_preprocess()),
+        "arch": {"name": "resnet50", "options": {"num_classes": 3}},
+    }
     save_checkpoint(tmp_path / "old.pt", old)
     assert torch.load(tmp_path / "old.pt", weights_only=True)["format"] == FORMAT
     loaded = load_model(tmp_path / "old.pt")

@@ -25,14 +25,16 @@ def torchvision_ops() -> ModuleType | None:
         return None  # not installed: nothing to say
     try:
         import torch
-        import torchvision.ops as ops  # noqa: PLC0415 (optional, heavy)
+        import torchvision.ops as ops
 
         ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)  # a mismatched build fails here at the latest
         return ops
     except Exception as error:  # RuntimeError/ImportError/OSError from a broken operator library
         reason = " ".join(str(error).split()) or type(error).__name__
-        logger.warning("resnetlab: warning: torchvision is installed but unusable (%s); "
-                       "using the plain-PyTorch operators", reason[:160])
+        logger.warning(
+            "resnetlab: warning: torchvision is installed but unusable (%s); using the plain-PyTorch operators",
+            reason[:160],
+        )
         return None
 
 

@@ -33,7 +33,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.config import TrainConfig, apply_overrides, load_recipe, read_toml, shipped_names
+from ..engine.config import TrainConfig, resolve_recipe
+from ..engine.config_loader import read_toml, refuse_unknown, shipped_names
 
 CAMPAIGN_KEYS = {"name", "version", "description", "set", "run"}
 RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note", "jpeg_quality"}
@@ -61,11 +62,14 @@ class PlannedRun:
 
     def config(self, data: str | None) -> TrainConfig:
         """The configuration ``resnetlab train`` resolves from :meth:`train_args` (same order)."""
-        config = load_recipe(self.recipe)
-        if self.budget != 1.0:
-            config = config.scaled(self.budget)
-        config = config.replace(data=data, seed=self.seed)
-        return apply_overrides(config, [f"{k}={toml_value(v)}" for k, v in self.overrides.items()])
+        # ``train_args`` passes --budget only when it is not 1: the same here.
+        budget = None if self.budget == 1.0 else self.budget
+        return resolve_recipe(
+            self.recipe,
+            budget=budget,
+            changes={"data": data, "seed": self.seed},
+            overrides=[f"{k}={toml_value(v)}" for k, v in self.overrides.items()],
+        )
 
     def train_args(self, data: str | None, out: Path) -> list[str]:
         """``resnetlab train`` arguments (without ``--resume``) for the run directory ``out``."""
@@ -94,10 +98,22 @@ class Campaign:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "version": self.version, "description": self.description,
-            "runs": [{"name": r.name, "recipe": r.recipe, "budget": r.budget, "seed": r.seed,
-                      "set": r.overrides, "ships": r.ships, "note": r.note, "jpeg_quality": r.jpeg_quality}
-                     for r in self.runs],
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "runs": [
+                {
+                    "name": r.name,
+                    "recipe": r.recipe,
+                    "budget": r.budget,
+                    "seed": r.seed,
+                    "set": r.overrides,
+                    "ships": r.ships,
+                    "note": r.note,
+                    "jpeg_quality": r.jpeg_quality,
+                }
+                for r in self.runs
+            ],
         }
 
 
@@ -125,7 +141,7 @@ def load_campaign(name_or_path: str | Path) -> Campaign:
 
 
 def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Campaign:
-    _refuse_unknown(values, CAMPAIGN_KEYS, source)
+    refuse_unknown(values, sorted(CAMPAIGN_KEYS), source)
     name = values.get("name")
     if not isinstance(name, str) or not _RUN_NAME.match(name):
         raise ValueError(f"{source}: name must be a lower-case word, got {name!r}")
@@ -143,7 +159,7 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
         where = f"{source}: run {index + 1}"
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: must be a table")
-        _refuse_unknown(raw, RUN_KEYS, where)
+        refuse_unknown(raw, sorted(RUN_KEYS), where)
         run_name = raw.get("name")
         if not isinstance(run_name, str) or not _RUN_NAME.match(run_name):
             raise ValueError(f"{where}: name must be a directory name (a-z, 0-9, . _ -), got {run_name!r}")
@@ -157,16 +173,25 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
             raise ValueError(f"{where} ({run_name}): seed must be a non-negative integer, got {seed!r}")
         ships = raw.get("ships")
         if ships is not None and not (isinstance(ships, str) and "." in ships):
-            raise ValueError(f"{where} ({run_name}): ships must be a weights name like 'resnet20.cifar10', got {ships!r}")
+            raise ValueError(
+                f"{where} ({run_name}): ships must be a weights name like 'resnet20.cifar10', got {ships!r}"
+            )
         quality = raw.get("jpeg_quality")
-        if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95):
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95
+        ):
             raise ValueError(f"{where} ({run_name}): jpeg_quality must be an integer in 1..95, got {quality!r}")
         if not isinstance(raw.get("recipe"), str):
             raise ValueError(f"{where} ({run_name}): recipe must be a recipe name, got {raw.get('recipe')!r}")
         planned = PlannedRun(
-            name=run_name, recipe=raw["recipe"], budget=float(budget), seed=seed,
+            name=run_name,
+            recipe=raw["recipe"],
+            budget=float(budget),
+            seed=seed,
             overrides={**common, **_table(raw.get("set", {}), f"{where} ({run_name}): set")},
-            ships=ships, note=str(raw.get("note", "")), jpeg_quality=quality,
+            ships=ships,
+            note=str(raw.get("note", "")),
+            jpeg_quality=quality,
         )
         try:
             planned.config(data=None)  # every recipe and key is checked when the file is read
@@ -174,12 +199,6 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
             raise ValueError(f"{where} ({run_name}): {error}") from None
         runs.append(planned)
     return Campaign(name=name, version=version, description=str(values.get("description", "")), runs=tuple(runs))
-
-
-def _refuse_unknown(values: dict, valid: set[str], where: str) -> None:
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
 
 
 def _table(value: object, where: str) -> dict:

@@ -32,10 +32,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from ..checkpoints.atomic import write_json
 from .campaign import Campaign, PlannedRun
 from .runs import run_state
 
@@ -106,9 +107,7 @@ def prepare_folder(campaign: Campaign, out: Path, data: str | None) -> None:
             return
         # A new version of the definition: planned runs may be added or changed; a changed run's
         # directory refuses to resume (its config differs), so nothing is mixed silently.
-    tmp = out / ".campaign.json.tmp"
-    tmp.write_text(json.dumps(wanted, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, wanted)
 
 
 def read_folder(out: Path) -> tuple[Campaign, str | None]:
@@ -120,23 +119,24 @@ def read_folder(out: Path) -> tuple[Campaign, str | None]:
         raise FileNotFoundError(f"{out} is not a campaign folder (no campaign.json)")
     saved = json.loads(path.read_text())
     d = saved["campaign"]
-    values = {"name": d["name"], "version": d["version"], "description": d.get("description", ""),
-              "run": [{k: v for k, v in r.items() if v is not None} for r in d["runs"]]}
+    values = {
+        "name": d["name"],
+        "version": d["version"],
+        "description": d.get("description", ""),
+        "run": [{k: v for k, v in r.items() if v is not None} for r in d["runs"]],
+    }
     return parse_campaign(values, source=str(path)), saved.get("data")
 
 
 def finalize_run(run_dir: Path) -> Path:
     """Keep a finished run's final weights only: ``final.safetensors`` replaces ``checkpoints/``."""
-    from ..engine.checkpoint import load_model
-    from ..inference.loading import save_safetensors
+    from ..checkpoints.checkpoint import load_model
+    from ..checkpoints.loading import save_safetensors
 
     final = run_dir / "final.safetensors"
     last = run_dir / "checkpoints" / "last.pt"
     if last.is_file():
-        loaded = load_model(last)
-        tmp = run_dir / ".final.tmp.safetensors"
-        save_safetensors(loaded, tmp)
-        tmp.replace(final)
+        save_safetensors(load_model(last), final)  # atomic: a kill leaves last.pt to redo it from
     if final.is_file():
         for name in ("last.pt", "best.pt"):
             (run_dir / "checkpoints" / name).unlink(missing_ok=True)
@@ -169,9 +169,18 @@ def _try_lock(run_dir: Path) -> int | None:
 
 
 def continue_campaign(
-    campaign: Campaign, out: Path, data: str | None, *, jobs: int = 1, threads: int | None = None,
-    wait_policy: str | None = None, only: tuple[str, ...] = (), log: Callable[[str], None] = print,
-    should_stop: Callable[[], bool] = lambda: False, python: str = sys.executable, poll: float = 1.0,
+    campaign: Campaign,
+    out: Path,
+    data: str | None,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    wait_policy: str | None = None,
+    only: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False,
+    python: str = sys.executable,
+    poll: float = 1.0,
     device: str | None = None,
 ) -> str:
     """Train every unfinished run (``only``: these names), ``jobs`` at a time, each with ``threads``
@@ -179,7 +188,7 @@ def continue_campaign(
     (``engine.threads``), on ``device`` (each run's ``--device``; None: its recipe's); returns
     ``"finished"`` (every selected run done), ``"interrupted"`` or
     ``"failed"``."""
-    from ..engine.rundir import git_revision
+    from ..checkpoints.rundir import git_revision
     from ..engine.threads import available_cores, policy_environ, policy_environment
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -216,19 +225,37 @@ def continue_campaign(
 
                     log(f"{planned.name}: data re-encoded at JPEG quality {planned.jpeg_quality} -> {run_data}")
                     reencode_folder(data, run_data, planned.jpeg_quality)  # reused when already complete
-                args = (planned.train_args(run_data, run_dir) + (["--device", device] if device else [])
-                        + (["--resume"] if resume else []))
+                args = (
+                    planned.train_args(run_data, run_dir)
+                    + (["--device", device] if device else [])
+                    + (["--resume"] if resume else [])
+                )
                 # The OpenMP wait policy is read when torch starts: it travels in the environment.
                 env = {**(policy_environ(wait_policy) if wait_policy else os.environ), "OMP_NUM_THREADS": str(per_job)}
-                log(f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "
-                    f"resnetlab {shlex.join(args)}")
+                log(
+                    f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "
+                    f"resnetlab {shlex.join(args)}"
+                )
                 iteration = _checkpoint_iteration(run_dir) if resume else 0
-                record.write("resume" if resume else "start", run=planned.name, iteration=iteration,
-                             git_revision=revision, host=host_description(), threads=per_job, jobs=jobs,
-                             wait_policy=wait_policy or "default", load=load_average())
-                log_file = open(run_dir / "train.log", "a")
-                process = subprocess.Popen([python, "-m", "resnetlab", *args], env=env, stdout=log_file,
-                                           stderr=subprocess.STDOUT, pass_fds=(fd,))
+                record.write(
+                    "resume" if resume else "start",
+                    run=planned.name,
+                    iteration=iteration,
+                    git_revision=revision,
+                    host=host_description(),
+                    threads=per_job,
+                    jobs=jobs,
+                    wait_policy=wait_policy or "default",
+                    load=load_average(),
+                )
+                log_file = open(run_dir / "train.log", "a")  # noqa: SIM115 (the child writes it; closed when it ends)
+                process = subprocess.Popen(
+                    [python, "-m", "resnetlab", *args],
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(fd,),
+                )
                 running.append(_Job(planned, process, fd, log_file))
             if should_stop():
                 for job in running:
@@ -264,9 +291,14 @@ def _finish(job: _Job, out: Path, record: CampaignLog, log: Callable[[str], None
         finalize_run(run_dir)
     iteration = _checkpoint_iteration(run_dir) if state == "partial" else None
     summary = json.loads((run_dir / "summary.json").read_text()) if state == "finished" else {}
-    record.write("finished" if state == "finished" else "stopped", run=job.planned.name, exit_code=code,
-                 iteration=summary.get("iterations", iteration), test_error=summary.get("test_top1_error"),
-                 load=load_average())
+    record.write(
+        "finished" if state == "finished" else "stopped",
+        run=job.planned.name,
+        exit_code=code,
+        iteration=summary.get("iterations", iteration),
+        test_error=summary.get("test_top1_error"),
+        load=load_average(),
+    )
     os.close(job.lock)
     if state == "finished":
         log(f"{job.planned.name}: finished, test error {summary.get('test_top1_error', float('nan')):.2f}%")

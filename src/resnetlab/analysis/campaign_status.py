@@ -105,9 +105,21 @@ def campaign_progress(out: Path) -> tuple[Campaign, str | None, list[RunProgress
             state = "pending"
         if ips:
             measured.append((planned, ips))
-        rows.append((planned, dict(state=state, done=done, total=config.iterations, ips=ips, spent=spent,
-                                   batch=config.batch_size, val=_latest(metrics, "val_error"),
-                                   test=test)))
+        rows.append(
+            (
+                planned,
+                dict(
+                    state=state,
+                    done=done,
+                    total=config.iterations,
+                    ips=ips,
+                    spent=spent,
+                    batch=config.batch_size,
+                    val=_latest(metrics, "val_error"),
+                    test=test,
+                ),
+            )
+        )
     macs_cache: dict = {}
     progress = []
     for planned, r in rows:
@@ -121,11 +133,21 @@ def campaign_progress(out: Path) -> tuple[Campaign, str | None, list[RunProgress
             left = 0.0
         elif ips:
             left = (r["total"] - r["done"]) * r["batch"] / ips
-        progress.append(RunProgress(
-            name=planned.name, state=r["state"], done=r["done"], total=r["total"], val_error=r["val"],
-            test_error=r["test"], images_per_second=r["ips"], seconds_spent=r["spent"], seconds_left=left,
-            estimated_speed=estimated, note=planned.note,
-        ))
+        progress.append(
+            RunProgress(
+                name=planned.name,
+                state=r["state"],
+                done=r["done"],
+                total=r["total"],
+                val_error=r["val"],
+                test_error=r["test"],
+                images_per_second=r["ips"],
+                seconds_spent=r["spent"],
+                seconds_left=left,
+                estimated_speed=estimated,
+                note=planned.note,
+            )
+        )
     return campaign, data, progress
 
 
@@ -152,18 +174,28 @@ def format_status(out: Path) -> str:
     for p in progress:
         left = _hours(p.seconds_left) + ("*" if p.estimated_speed else "")
         ips = f"{p.images_per_second:.0f}" if p.images_per_second else "-"
-        lines.append(f"{p.name:<18} {p.state:<9} {p.done:>8,}/{p.total:<8,} {_percent(p.val_error):>8} "
-                     f"{_percent(p.test_error):>9} {ips:>6} {_hours(p.seconds_spent):>6} {left:>7}  {p.note}")
+        lines.append(
+            f"{p.name:<18} {p.state:<9} {p.done:>8,}/{p.total:<8,} {_percent(p.val_error):>8} "
+            f"{_percent(p.test_error):>9} {ips:>6} {_hours(p.seconds_spent):>6} {left:>7}  {p.note}"
+        )
     remaining = [p.seconds_left for p in progress if p.state != "finished"]
     total_left = sum(s for s in remaining if s is not None)
     unknown = sum(1 for s in remaining if s is None)
     lines.append("")
-    lines.append(f"{sum(p.state == 'finished' for p in progress)} of {len(progress)} runs finished; "
-                 f"about {_hours(total_left)} of training left at one run at a time"
-                 + (f" ({unknown} run(s) not estimated)" if unknown else "")
-                 + ("; * estimated from the measured runs' speed scaled by multiply-adds" if any(p.estimated_speed for p in progress) else ""))
+    lines.append(
+        f"{sum(p.state == 'finished' for p in progress)} of {len(progress)} runs finished; "
+        f"about {_hours(total_left)} of training left at one run at a time"
+        + (f" ({unknown} run(s) not estimated)" if unknown else "")
+        + (
+            "; * estimated from the measured runs' speed scaled by multiply-adds"
+            if any(p.estimated_speed for p in progress)
+            else ""
+        )
+    )
     loads = [r["load"] for r in CampaignLog(out).read() if r.get("load") is not None]
     if loads:
-        lines.append(f"load average recorded while training: median {statistics.median(loads):.2f}, "
-                     f"max {max(loads):.2f} over {len(loads)} samples (campaign-log.jsonl)")
+        lines.append(
+            f"load average recorded while training: median {statistics.median(loads):.2f}, "
+            f"max {max(loads):.2f} over {len(loads)} samples (campaign-log.jsonl)"
+        )
     return "\n".join(lines)

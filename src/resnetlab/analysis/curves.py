@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..engine.rundir import read_metrics
+from ..checkpoints.rundir import read_metrics
 from .paper import depth_of, pretty_name
 
 METRICS = ("train_error", "test_error", "val_error", "train_loss")
-METRIC_LABELS = {"train_error": "training error (%)", "test_error": "test error (%)",
-                 "val_error": "validation error (%)", "train_loss": "training loss"}
+METRIC_LABELS = {
+    "train_error": "training error (%)",
+    "test_error": "test error (%)",
+    "val_error": "validation error (%)",
+    "train_loss": "training loss",
+}
 
 
 def read_curve(run_dir: str | Path, metric: str) -> tuple[list[int], list[float]]:
@@ -25,7 +29,7 @@ def read_curve(run_dir: str | Path, metric: str) -> tuple[list[int], list[float]
     return its, [points[i] for i in its]
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,14 +44,20 @@ def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     fig.clf()
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
-def plot_runs(run_dirs: list[str | Path], path: str | Path, *, metrics: tuple[str, ...] = ("train_error", "test_error"),
-              labels: list[str] | None = None, title: str = "") -> Path:
+def plot_runs(
+    run_dirs: list[str | Path],
+    path: str | Path,
+    *,
+    metrics: tuple[str, ...] = ("train_error", "test_error"),
+    labels: list[str] | None = None,
+    title: str = "",
+) -> Path:
     """Overlay curves of any runs (``resnetlab plot``): one colour per run, one style per metric."""
-    plt = _pyplot()
+    plt = pyplot()
     if not run_dirs:
         raise ValueError("plot needs at least one run directory")
     labels = labels or [Path(d).name for d in run_dirs]
@@ -68,8 +78,11 @@ def plot_runs(run_dirs: list[str | Path], path: str | Path, *, metrics: tuple[st
     if not drawn:
         raise ValueError(f"none of the runs logged {', '.join(metrics)}")
     ax.set_xlabel("iterations")
-    ax.set_ylabel(METRIC_LABELS[metrics[0]] if len(metrics) == 1 else
-                  ("loss" if all(m.endswith("loss") for m in metrics) else "error (%)"))
+    ax.set_ylabel(
+        METRIC_LABELS[metrics[0]]
+        if len(metrics) == 1
+        else ("loss" if all(m.endswith("loss") for m in metrics) else "error (%)")
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:
@@ -88,14 +101,15 @@ def _error_ceiling(curves: dict[str, dict[str, tuple[list[int], list[float]]]]) 
     return float(min(100.0, max(5.0, 2.5 * max(finals))))
 
 
-def plot_degradation(runs: dict[str, Path], path: str | Path, *, paper_errors: dict[str, float] | None = None,
-                     title: str = "") -> Path:
+def plot_degradation(
+    runs: dict[str, Path], path: str | Path, *, paper_errors: dict[str, float] | None = None, title: str = ""
+) -> Path:
     """Fig. 6 (and Fig. 1): plain nets left, ResNets right; dashed training and bold test error.
 
     ``runs`` maps a model name (``plain20``, ``resnet56`` ...) to its run directory; the paper's final
     test errors (Table 6), where known, are marked at the right edge as short dotted lines.
     """
-    plt = _pyplot()
+    plt = pyplot()
     curves = {m: {k: read_curve(d, k) for k in ("train_error", "test_error")} for m, d in runs.items()}
     families = [("plain", "plain networks"), ("resnet", "ResNets")]
     present = [(prefix, name) for prefix, name in families if any(m.startswith(prefix) for m in runs)]
@@ -116,9 +130,11 @@ def plot_degradation(runs: dict[str, Path], path: str | Path, *, paper_errors: d
             paper = (paper_errors or {}).get(model)
             if paper is not None:
                 ax.plot([0.93 * last_iteration, last_iteration], [paper, paper], ":", color=colour, linewidth=1.5)
-        ax.set_title(f"{name}: dashed training error, bold test error"
-                     + ("; dotted: paper's final test error" if any((paper_errors or {}).get(m) for m in models) else ""),
-                     fontsize=9)
+        ax.set_title(
+            f"{name}: dashed training error, bold test error"
+            + ("; dotted: paper's final test error" if any((paper_errors or {}).get(m) for m in models) else ""),
+            fontsize=9,
+        )
         ax.set_xlabel("iterations")
         ax.set_ylim(0, top)
         ax.grid(alpha=0.3)

@@ -16,11 +16,22 @@ from ..engine.config import load_recipe
 from .paper import PAPER_ITERATIONS, PAPER_MILESTONES
 from .runs import RunSpec, config_differences, read_json
 
-SUITE_ORDER = ("degradation", "table6", "shortcuts", "responses", "complexity")
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
 # Keys that change how a run is watched or where it runs, not what it learns.
-CADENCE_KEYS = {"log_every", "eval_every", "checkpoint_every", "eval_batch_size", "device", "precision",
-                "compile", "channels_last", "track_test_error", "data", "seed", "model_options"}
+CADENCE_KEYS = {
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "eval_batch_size",
+    "device",
+    "precision",
+    "compile",
+    "channels_last",
+    "track_test_error",
+    "data",
+    "seed",
+    "model_options",
+}
 
 
 @dataclass
@@ -62,8 +73,10 @@ def describe_data(spec: str | None) -> str:
     from ..data import describe_dataset
 
     if spec is not None and Path(str(spec).rstrip("/")).name == "cifar10-jpeg":
-        return (f"CIFAR-10, JPEG re-encoded copy (quality ~75) at `{spec}`; test errors run a little higher "
-                f"than on the official arrays")
+        return (
+            f"CIFAR-10, JPEG re-encoded copy (quality ~75) at `{spec}`; test errors run a little higher "
+            f"than on the official arrays"
+        )
     try:
         return describe_dataset(spec)
     except (ValueError, FileNotFoundError):
@@ -98,10 +111,12 @@ def setup_lines(specs: list[RunSpec], out: Path, data: str | None, budget: float
     if configs:
         iterations = sorted({c["iterations"] for c in configs})
         milestones = sorted({tuple(c["milestones"]) for c in configs})
-        lines.append(f"Budget: {budget:g} of the paper's schedule: {_join(iterations)} iterations, learning rate "
-                     f"{_join(sorted({c['lr'] for c in configs}))} divided by 10 at "
-                     f"{' / '.join(_join(m) for m in milestones)} (paper: {PAPER_ITERATIONS:,} iterations, "
-                     f"divided at {_join(PAPER_MILESTONES)}); mini-batch {_join(sorted({c['batch_size'] for c in configs}))}.")
+        lines.append(
+            f"Budget: {budget:g} of the paper's schedule: {_join(iterations)} iterations, learning rate "
+            f"{_join(sorted({c['lr'] for c in configs}))} divided by 10 at "
+            f"{' / '.join(_join(m) for m in milestones)} (paper: {PAPER_ITERATIONS:,} iterations, "
+            f"divided at {_join(PAPER_MILESTONES)}); mini-batch {_join(sorted({c['batch_size'] for c in configs}))}."
+        )
     devices = sorted({f"{m.get('device')}" + (f" ({m['cuda_device']})" if m.get("cuda_device") else "") for m in metas})
     if devices:
         precisions = sorted({str(r.get("precision")) for r in summaries + metas if r.get("precision")})
@@ -110,48 +125,57 @@ def setup_lines(specs: list[RunSpec], out: Path, data: str | None, budget: float
     return lines
 
 
-def deviation_lines(specs: list[RunSpec], out: Path, data: str | None, budget: float, seeds: int,
-                    suite: str) -> list[str]:
-    """Every way these runs differ from the paper's recipe, in plain words."""
+def deviation_lines(
+    specs: list[RunSpec], out: Path, data: str | None, budget: float, seeds_line: str | None
+) -> list[str]:
+    """Every way these runs differ from the paper's recipe, in plain words; ``seeds_line`` is the
+    suite's own word on its seeds against the paper's runs (``Suite.seeds_deviation``)."""
     configs, summaries, metas = _runs_info(specs, out)
     lines = []
     iterations = sorted({c["iterations"] for c in configs})
     if iterations and iterations != [PAPER_ITERATIONS]:
         milestones = sorted({tuple(c["milestones"]) for c in configs})
-        lines.append(f"Reduced budget: {_join(iterations)} iterations instead of {PAPER_ITERATIONS:,} "
-                     f"(--budget {budget:g}), learning rate divided at {' / '.join(_join(m) for m in milestones)} "
-                     f"instead of {_join(PAPER_MILESTONES)}; errors are higher than after the full schedule.")
+        lines.append(
+            f"Reduced budget: {_join(iterations)} iterations instead of {PAPER_ITERATIONS:,} "
+            f"(--budget {budget:g}), learning rate divided at {' / '.join(_join(m) for m in milestones)} "
+            f"instead of {_join(PAPER_MILESTONES)}; errors are higher than after the full schedule."
+        )
     warm = sorted({c["warmup_max_iterations"] for c in configs if c.get("warmup_lr")})
     if warm and warm != [400]:
-        lines.append(f"ResNet-110/1202 warm-up (lr 0.01 until training error < 80%) is capped at {_join(warm)} "
-                     f"iterations instead of about 400 (scaled with the budget).")
-    if seeds == 1:
-        lines.append("One run per network (seed 0)" + (
-            "; the paper's ResNet-110 entry is the best of 5 runs (mean 6.61 ± 0.16)." if suite == "table6" else "."))
-    elif suite == "table6":
-        lines.append(f"Mean ± sample std over {seeds} seeds for every network; the paper gives best and "
-                     f"mean ± std over 5 runs for ResNet-110 only.")
+        lines.append(
+            f"ResNet-110/1202 warm-up (lr 0.01 until training error < 80%) is capped at {_join(warm)} "
+            f"iterations instead of about 400 (scaled with the budget)."
+        )
+    if seeds_line:
+        lines.append(seeds_line)
     if data is None or str(data).startswith("synthetic"):
-        lines.append("Built-in synthetic 10-class set instead of CIFAR-10: the errors are not comparable to the "
-                     "paper's; only the trends are.")
+        lines.append(
+            "Built-in synthetic 10-class set instead of CIFAR-10: the errors are not comparable to the "
+            "paper's; only the trends are."
+        )
     elif Path(str(data).rstrip("/")).name == "cifar10-jpeg":
-        lines.append("JPEG re-encoded CIFAR-10 (quality ~75) instead of the official arrays: expect slightly "
-                     "higher test errors.")
+        lines.append(
+            "JPEG re-encoded CIFAR-10 (quality ~75) instead of the official arrays: expect slightly higher test errors."
+        )
     precisions = sorted({r.get("precision") for r in summaries + metas} - {"fp32", None})
     if precisions:
         # What torch.autocast really covers (checked on the CPU): the convolutions, batch norm's
         # arithmetic, ReLU, the shortcut additions, pooling and the classifier all compute in the
         # low precision; parameters, BN running statistics, the optimiser and the loss stay fp32.
-        lines.append(f"Forward and backward passes run under {'/'.join(precisions)} autocast: convolutions, batch "
-                     f"norm, ReLU, the shortcut additions, pooling and the classifier compute in "
-                     f"{'/'.join(precisions)}, while weights, BN running statistics, the optimiser and the loss "
-                     f"are fp32; the paper trained in fp32. Reported test errors are computed in fp32.")
+        lines.append(
+            f"Forward and backward passes run under {'/'.join(precisions)} autocast: convolutions, batch "
+            f"norm, ReLU, the shortcut additions, pooling and the classifier compute in "
+            f"{'/'.join(precisions)}, while weights, BN running statistics, the optimiser and the loss "
+            f"are fp32; the paper trained in fp32. Reported test errors are computed in fp32."
+        )
     held_out = sorted({(m.get("train_images"), m.get("val_images")) for m in metas if m.get("val_images")})
     if held_out:
         split = ", ".join(f"{t:,}/{v:,}" for t, v in held_out)
-        lines.append(f"Trained on a train/val split ({split} images): the paper chose its schedule on such a "
-                     f"45k/5k split and presumably trained the reported models on all 50k. Test error is "
-                     f"never used for any choice.")
+        lines.append(
+            f"Trained on a train/val split ({split} images): the paper chose its schedule on such a "
+            f"45k/5k split and presumably trained the reported models on all 50k. Test error is "
+            f"never used for any choice."
+        )
     lines += _recipe_changes(specs, out, budget)
     return lines
 
@@ -173,8 +197,11 @@ def _recipe_changes(specs: list[RunSpec], out: Path, budget: float) -> list[str]
             changed.setdefault(f"model_options.{key}", set()).add(repr(value))
     if not changed:
         return []
-    return ["Changed from the paper's recipe: " + "; ".join(
-        f"{k} = {', '.join(sorted(v))}" for k, v in sorted(changed.items())) + "."]
+    return [
+        "Changed from the paper's recipe: "
+        + "; ".join(f"{k} = {', '.join(sorted(v))}" for k, v in sorted(changed.items()))
+        + "."
+    ]
 
 
 def write_suite_report(out: Path, report: SuiteReport) -> Path:
@@ -186,11 +213,17 @@ def write_suite_report(out: Path, report: SuiteReport) -> Path:
 
 def write_index(out: Path) -> Path:
     """``OUT/report.md``: every suite report present in ``OUT``, in the paper's order, included whole."""
+    from .suites.registry import SUITES  # the suites import this module: the registry only when used
+
     out = Path(out)
-    present = [s for s in SUITE_ORDER if (out / f"report-{s}.md").is_file()]
-    parts = ["# Reproduction report", "",
-             "Generated by `resnetlab reproduce` from the run directories under `runs/`; regenerate rather "
-             "than edit. Suites: " + ", ".join(f"[{s}](report-{s}.md)" for s in present) + ".", ""]
+    present = [s for s in SUITES if (out / f"report-{s}.md").is_file()]
+    parts = [
+        "# Reproduction report",
+        "",
+        "Generated by `resnetlab reproduce` from the run directories under `runs/`; regenerate rather "
+        "than edit. Suites: " + ", ".join(f"[{s}](report-{s}.md)" for s in present) + ".",
+        "",
+    ]
     for suite in present:
         body = (out / f"report-{suite}.md").read_text()
         # Demote headings one level so each suite is a section of the index.
@@ -215,6 +248,5 @@ def replace_readme_block(text: str, block: str, *, source: str = "README") -> st
     """Swap the text between the markers (inclusive) for ``block``; error when they are missing."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < 0 or end < start:
-        raise ValueError(f"{source} has no '{BEGIN}' ... '{END}' block; add both markers where the "
-                         f"results should go")
-    return text[:start] + block + text[end + len(END):]
+        raise ValueError(f"{source} has no '{BEGIN}' ... '{END}' block; add both markers where the results should go")
+    return text[:start] + block + text[end + len(END) :]

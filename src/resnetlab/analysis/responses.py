@@ -48,7 +48,10 @@ class RunningMoments:
 
 
 def layer_response_stds(
-    model: nn.Module, images: torch.Tensor, *, batch_size: int = 500,
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    batch_size: int = 500,
     layers: list[tuple[str, nn.Module]] | None = None,
 ) -> dict[str, float]:
     """Std of each response layer's output over ``images`` (already normalised float ``[N,3,H,W]``).
@@ -69,7 +72,7 @@ def layer_response_stds(
     try:
         with torch.no_grad():
             for start in range(0, images.shape[0], batch_size):
-                model(images[start:start + batch_size])
+                model(images[start : start + batch_size])
     finally:
         model.train(was_training)
         for handle in handles:
@@ -77,17 +80,20 @@ def layer_response_stds(
     return {name: m.std for name, m in moments.items()}
 
 
-def run_response_stds(run_dir: Path, test_images: torch.Tensor, *, batch_size: int = 500,
-                      device: str = "cpu") -> dict:
+def run_response_stds(run_dir: Path, test_images: torch.Tensor, *, batch_size: int = 500, device: str = "cpu") -> dict:
     """Fig. 7 numbers of the final model of a run (``checkpoints/last.pt``: the one whose test error
     the summary reports; ``best.pt`` may be an earlier one). ``test_images`` are uint8."""
-    from ..engine.checkpoint import load_model
+    from ..checkpoints.checkpoint import load_model
 
     loaded = load_model(Path(run_dir) / "checkpoints" / "last.pt", device=device)
     images = loaded.preprocess.normalize(test_images).to(device)
     stds = layer_response_stds(loaded.model, images, batch_size=batch_size)
-    return {"layers": list(stds), "std": list(stds.values()), "iteration": loaded.iteration,
-            "images": int(test_images.shape[0])}
+    return {
+        "layers": list(stds),
+        "std": list(stds.values()),
+        "iteration": loaded.iteration,
+        "images": int(test_images.shape[0]),
+    }
 
 
 def plot_responses(responses: dict[str, dict], path: Path, *, title: str = "") -> Path:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..engine.config import TrainConfig, load_recipe
 
@@ -31,8 +31,15 @@ class RunSpec:
         return Path(out) / "runs" / self.name
 
 
-def run_config(model: str, *, budget: float, data: str | None, seed: int,
-               model_options: dict | None = None, overrides: dict | None = None) -> TrainConfig:
+def run_config(
+    model: str,
+    *,
+    budget: float,
+    data: str | None,
+    seed: int,
+    model_options: dict | None = None,
+    overrides: dict | None = None,
+) -> TrainConfig:
     """``load_recipe("cifar10-{model}").scaled(budget).replace(data=..., seed=...)``.
 
     ``overrides`` (library use, e.g. tests: ``{"iterations": 8, "model_options": {"depth": 8}}``)
@@ -76,7 +83,8 @@ def config_differences(saved: dict, wanted: TrainConfig) -> list[str]:
     have = as_json(saved)
     defaults = _field_defaults()
     return sorted(
-        k for k in set(want) | set(have)
+        k
+        for k in set(want) | set(have)
         if have.get(k) != want.get(k) and not (k not in have and k in defaults and want.get(k) == defaults[k])
     )
 
@@ -98,16 +106,24 @@ def check_config(run_dir: Path, wanted: TrainConfig) -> None:
     saved = json.loads(path.read_text())
     changed = config_differences(saved, wanted)
     if changed:
-        detail = "; ".join(f"{k}: has {saved.get(k)!r}, wanted {as_json(wanted.to_dict()).get(k)!r}"
-                           for k in changed[:4])
+        detail = "; ".join(
+            f"{k}: has {saved.get(k)!r}, wanted {as_json(wanted.to_dict()).get(k)!r}" for k in changed[:4]
+        )
         raise ValueError(
             f"{run_dir} holds a run with a different configuration (differing keys: {', '.join(changed)}; "
             f"{detail}); use another --out or the original --data/--budget"
         )
 
 
-def ensure_run(spec: RunSpec, out: Path, *, trainer: Callable, log: Callable[[str], None] = print,
-               should_stop: Callable[[], bool] = lambda: False, **train_kwargs) -> str:
+def ensure_run(
+    spec: RunSpec,
+    out: Path,
+    *,
+    trainer: Callable,
+    log: Callable[[str], None] = print,
+    should_stop: Callable[[], bool] = lambda: False,
+    **train_kwargs,
+) -> str:
     """Make sure ``spec`` has a finished run under ``out``; returns what was done.
 
     ``"reused"``: a finished run with the same configuration; ``"resumed"``/``"trained"``: trained
@@ -120,8 +136,10 @@ def ensure_run(spec: RunSpec, out: Path, *, trainer: Callable, log: Callable[[st
         log(f"{spec.name}: finished run reused ({run_dir})")
         return "reused"
     resume = state == "partial"
-    log(f"{spec.name}: {'resuming' if resume else 'training'} {spec.config.model} for "
-        f"{spec.config.iterations:,} iterations -> {run_dir}")
+    log(
+        f"{spec.name}: {'resuming' if resume else 'training'} {spec.config.model} for "
+        f"{spec.config.iterations:,} iterations -> {run_dir}"
+    )
     result = trainer(spec.config, run_dir, resume=resume, should_stop=should_stop, log=log, **train_kwargs)
     if result.status != "completed":
         return "interrupted"

@@ -1,4 +1,5 @@
-"""Tables of a reproduction, computed from run directories (never typed in), as markdown.
+"""What the suites' tables share: seed statistics, runs grouped by table row, markdown; computed
+from run directories, never typed in. Each suite's own table lives in its module (``suites/``).
 
 Spread over seeds is the sample standard deviation (n - 1 in the denominator), the usual reading of
 the paper's "6.61±0.16" over 5 runs of ResNet-110 (Table 6).
@@ -11,8 +12,6 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.rundir import read_metrics
-from .paper import TABLE3_RESNET34, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, pretty_name
 from .runs import RunSpec, finished_summary
 
 
@@ -76,91 +75,22 @@ def seed_stats(runs: list[tuple[RunSpec, dict]]) -> SeedStats:
 
 def final_train_error(run_dir: Path) -> float | None:
     """Training error of the last logged window (augmented mini-batches, as the paper plots it)."""
+    from ..checkpoints.rundir import read_metrics  # imports torch: not at ``resnetlab --help`` time
+
     values = [r["train_error"] for r in read_metrics(run_dir) if "train_error" in r]
     return values[-1] if values else None
 
 
-def _paper_table6(model: str) -> str:
-    if model == "resnet110":
-        mean, std = TABLE6_RESNET110_MEAN_STD
-        return f"{TABLE6_ERROR[model]:.2f} ({mean:.2f} ± {std:.2f})"
-    return f"{TABLE6_ERROR[model]:.2f}" if model in TABLE6_ERROR else "-"
-
-
-def degradation_table(specs: list[RunSpec], out: Path) -> str:
-    rows = []
+def mean_errors(specs: list[RunSpec], out: Path) -> dict[str, tuple[float, float | None]]:
+    """label -> (mean test error, mean final training error) over finished seeds."""
+    result = {}
     for label, runs in group_runs(specs, out).items():
         if not runs:
-            rows.append([pretty_name(label), "-", "-", "not finished", _paper_table6(label), "0"])
             continue
-        train_errors = [e for e in (final_train_error(spec.run_dir(out)) for spec, _ in runs) if e is not None]
-        train = f"{statistics.fmean(train_errors):.2f}" if train_errors else "-"
-        rows.append([pretty_name(label), fmt_params(runs[0][1]["params"]), train, seed_stats(runs).text(),
-                     _paper_table6(label), str(len(runs))])
-    return markdown_table(["network", "params", "training error (%)", "test error (%)", "paper test error (%)", "runs"], rows)
+        train = [e for e in (final_train_error(s.run_dir(out)) for s, _ in runs) if e is not None]
+        result[label] = (seed_stats(runs).mean, statistics.fmean(train) if train else None)
+    return result
 
 
-def table6_table(specs: list[RunSpec], out: Path) -> str:
-    rows = []
-    for label, runs in group_runs(specs, out).items():
-        stats = seed_stats(runs)
-        params = fmt_params(runs[0][1]["params"]) if runs else "-"
-        best = f"{stats.best:.2f}" if runs else "-"
-        rows.append([pretty_name(label), params, stats.text() if runs else "not finished", best,
-                     _paper_table6(label), str(stats.n)])
-    return markdown_table(["network", "params", "test error (%) mean ± std", "best (%)", "paper (%)", "runs"], rows)
-
-
-def shortcuts_table(specs: list[RunSpec], out: Path) -> str:
-    rows = []
-    for label, runs in group_runs(specs, out).items():
-        stats = seed_stats(runs)
-        top5 = statistics.fmean(float(s["test_top5_error"]) for _, s in runs) if runs else None
-        paper = TABLE3_RESNET34.get(label)
-        rows.append([
-            f"option {label}", fmt_params(runs[0][1]["params"]) if runs else "-",
-            stats.text() if runs else "not finished", f"{top5:.2f}" if top5 is not None else "-",
-            f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "-", str(stats.n),
-        ])
-    return markdown_table(["shortcut", "params", "test top-1 error (%)", "top-5 (%)",
-                           "paper ImageNet ResNet-34 top-1 / top-5 (%)", "runs"], rows)
-
-
-def complexity_rows(models: list[str]) -> list[dict]:
-    """Parameters and multiply-adds measured on the built models, beside Table 1 / Table 6."""
-    from ..models import measure, model_info
-
-    rows = []
-    for name in models:
-        info = model_info(name)
-        c = measure(name)
-        rows.append({**c.as_dict(), "family": info.family, "paper_params": info.paper_params,
-                     "paper_macs": info.paper_macs})
-    return rows
-
-
-def complexity_table(rows: list[dict]) -> str:
-    def gmacs(value: float | None) -> str:
-        return "-" if value is None else f"{value / 1e9:.3f}"
-
-    body = [[pretty_name(r["name"]), r["family"], str(r["depth"]), f"{r['params']:,}",
-             fmt_params(r["paper_params"]) if r["paper_params"] else "-",
-             gmacs(r["macs"]), gmacs(r["paper_macs"]), f"{r['input_size']}x{r['input_size']}"]
-            for r in rows]
-    return markdown_table(["network", "family", "depth", "params", "reference params", "mult-adds (G)",
-                           "paper FLOPs (G)", "input"], body)
-
-
-def responses_table(responses: dict[str, dict]) -> str:
-    """One row per network of Fig. 7: how many 3x3 layers, and the spread of their response stds."""
-    from .paper import depth_of
-
-    order = sorted(responses, key=lambda m: (not m.startswith("plain"), depth_of(m)))
-    rows = []
-    for model in order:
-        stds = responses[model]["std"]
-        rows.append([pretty_name(model), str(len(stds)), f"{statistics.fmean(stds):.3f}",
-                     f"{statistics.median(stds):.3f}", f"{max(stds):.3f}", f"{min(stds):.3f}",
-                     str(responses[model].get("images", "-"))])
-    return markdown_table(["network", "3x3 layers", "mean std", "median std", "max std", "min std",
-                           "test images"], rows)
+def comparison_word(deeper: float, shallower: float, *, lower: str = "better", higher: str = "worse") -> str:
+    return lower if deeper < shallower else higher if deeper > shallower else "equal"

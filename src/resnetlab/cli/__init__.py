@@ -19,7 +19,7 @@ import importlib
 import logging
 import sys
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from .. import __version__
 
@@ -61,11 +61,17 @@ def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
         parser.add_argument("--debug", action="store_true", default=default, help="print the traceback of any error")
     chatter = parser.add_mutually_exclusive_group()
     if "--quiet" not in have:
-        chatter.add_argument("--quiet", "-q", action="store_true", default=default,
-                             help="only warnings, errors and results: no progress or info lines")
+        chatter.add_argument(
+            "--quiet",
+            "-q",
+            action="store_true",
+            default=default,
+            help="only warnings, errors and results: no progress or info lines",
+        )
     if "--verbose" not in have:
-        chatter.add_argument("--verbose", "-v", action="store_true", default=default,
-                             help="also debug messages of the library")
+        chatter.add_argument(
+            "--verbose", "-v", action="store_true", default=default, help="also debug messages of the library"
+        )
 
 
 def _accept_global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
@@ -90,8 +96,9 @@ DEVICE_HELP = "torch device: auto (the default: CUDA if present, else CPU), cpu,
 
 
 def add_device_argument(parser: argparse.ArgumentParser, help: str = DEVICE_HELP, choices=None) -> None:
-    parser.add_argument("--device", default=DEFAULT_DEVICE, choices=choices,
-                        metavar="DEVICE" if choices is None else None, help=help)
+    parser.add_argument(
+        "--device", default=DEFAULT_DEVICE, choices=choices, metavar="DEVICE" if choices is None else None, help=help
+    )
 
 
 def device_given(args: argparse.Namespace) -> bool:

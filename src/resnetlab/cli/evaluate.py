@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from ..engine.protocol_names import MULTISCALE_SIZES, PROTOCOLS
+from ..evaluation.protocol_names import MULTISCALE_SIZES, PROTOCOLS
 from . import add_device_argument, check_device
 
 
@@ -26,19 +27,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="test error of checkpoints (several: an ensemble) with 1-crop, 10-crop or multi-scale testing",
     )
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint files or run directories")
-    p.add_argument("--data", help="image folder (ImageNet layout or CIFAR JPEG folders) or CIFAR pickle/binary "
-                   "(default: the built-in synthetic set)")
+    p.add_argument(
+        "--data",
+        help="image folder (ImageNet layout or CIFAR JPEG folders) or CIFAR pickle/binary "
+        "(default: the built-in synthetic set)",
+    )
     p.add_argument("--split", choices=("test", "val", "train"), help="default: val if the folder has one, else test")
     p.add_argument(
-        "--protocol", choices=PROTOCOLS,
+        "--protocol",
+        choices=PROTOCOLS,
         help="default: single for CIFAR checkpoints (Sec. 4.2), 10crop for ImageNet ones (Tables 2-3)",
     )
-    p.add_argument("--scales", type=_scales, default=MULTISCALE_SIZES,
-                   help="shorter sides for multiscale (default: 224,256,384,480,640)")
+    p.add_argument(
+        "--scales",
+        type=_scales,
+        default=MULTISCALE_SIZES,
+        help="shorter sides for multiscale (default: 224,256,384,480,640)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0)")
-    p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
-                   help="unreadable image files: stop (default) or skip and count them")
+    p.add_argument(
+        "--on-error",
+        choices=("fail", "skip"),
+        default="fail",
+        help="unreadable image files: stop (default) or skip and count them",
+    )
     p.add_argument("--limit", type=int, help="evaluate only N evenly spaced images (quick checks)")
     add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..engine.protocols import evaluate_checkpoints
-    from ..inference.loading import check_checkpoint_file
+    from ..checkpoints.loading import check_checkpoint_file
+    from ..evaluation.report import evaluate_checkpoints
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
@@ -68,6 +81,9 @@ def run_eval(args: argparse.Namespace) -> int:
         scales=args.scales,
         limit=args.limit,
         device=device,
+        # Images done of the total on stderr (a bar on a terminal), so --json output stays one line.
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+        progress_tty=None,
     )
     if args.json:
         print(json.dumps(report.as_dict()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,23 +17,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a registered name, e.g. resnet110 (see `resnetlab models`)")
     p.add_argument("--input-size", type=int, help="square input side (default: the model's native size)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                   help="builder option, e.g. -o stride_on=3x3 -o shortcut=A")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder option, e.g. --set stride_on=3x3 --set shortcut=A (model_options.KEY as in a recipe works too)",
+    )
+    # The old spelling, kept for scripts written before --set was the one syntax.
+    p.add_argument(
+        "--option",
+        "-o",
+        dest="legacy_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=argparse.SUPPRESS,
+    )
     p.set_defaults(func=run_summary)
 
 
-def parse_options(pairs: list[str]) -> dict:
-    """``key=value`` strings to builder options; values are parsed as JSON where they can be."""
+def parse_options(pairs: list[str], flag: str = "--set") -> dict:
+    """``KEY=VALUE`` builder options, read as ``--set`` reads recipe keys (TOML values, bare
+    words as strings); ``model_options.KEY`` is the same key as a training recipe spells it."""
+    from ..engine.config_loader import parse_override
+
     options = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"option {pair!r} is not KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+        key, value = parse_override(pair, flag=flag)
+        options[key.removeprefix("model_options.")] = value
     return options
+
+
+def builder_options(args: argparse.Namespace) -> dict:
+    return {**parse_options(args.legacy_options, flag="--option"), **parse_options(args.overrides)}
+
+
+def warn_legacy_options(args: argparse.Namespace) -> None:
+    """After a successful run (an error stays the one line it is): name the syntax to use."""
+    if args.legacy_options:
+        logging.getLogger("resnetlab.cli").warning("resnetlab summary: -o/--option is deprecated; use --set KEY=VALUE")
 
 
 def _fmt_count(value: float | None, unit: float, suffix: str, digits: int = 2) -> str:
@@ -71,15 +96,20 @@ def check_input_size(name: str, size: int | None) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     check_input_size(args.model, args.input_size)
-    row = summary_row(args.model, args.input_size, **parse_options(args.option))
+    row = summary_row(args.model, args.input_size, **builder_options(args))
+    warn_legacy_options(args)
     if args.json:
         print(json.dumps(row))
         return 0
     print(f"{row['name']}: {row['description']}")
-    print(f"  parameters     {row['params']:,}" + (
-        f"   (paper {_fmt_count(row['paper_params'], 1e6, 'M')})" if row["paper_params"] else ""))
-    print(f"  multiply-adds  {row['macs'] / 1e9:.3f} G at {row['input_size']}x{row['input_size']}" + (
-        f"   (paper {row['paper_macs'] / 1e9:.1f} G)" if row["paper_macs"] else ""))
+    print(
+        f"  parameters     {row['params']:,}"
+        + (f"   (paper {_fmt_count(row['paper_params'], 1e6, 'M')})" if row["paper_params"] else "")
+    )
+    print(
+        f"  multiply-adds  {row['macs'] / 1e9:.3f} G at {row['input_size']}x{row['input_size']}"
+        + (f"   (paper {row['paper_macs'] / 1e9:.1f} G)" if row["paper_macs"] else "")
+    )
     print(f"  depth          {row['depth']} weighted layers")
     return 0
 

@@ -25,12 +25,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"))
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
-    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "torchscript"),
-                   help="ONNX exporter; auto = torch.export-based when onnxscript is installed")
-    p.add_argument("--include-preprocess", action="store_true",
-                   help="graph takes uint8 RGB pixels and normalises them itself")
-    p.add_argument("--verify-images", nargs="+", default=[], metavar="IMAGE_OR_DIR",
-                   help="real images to verify on (default: the built-in dataset's test images, if any)")
+    p.add_argument(
+        "--exporter",
+        default="auto",
+        choices=("auto", "dynamo", "torchscript"),
+        help="ONNX exporter; auto = torch.export-based when onnxscript is installed",
+    )
+    p.add_argument(
+        "--include-preprocess", action="store_true", help="graph takes uint8 RGB pixels and normalises them itself"
+    )
+    p.add_argument(
+        "--verify-images",
+        nargs="+",
+        default=[],
+        metavar="IMAGE_OR_DIR",
+        help="real images to verify on (default: the built-in dataset's test images, if any)",
+    )
     p.add_argument("--rtol", type=float, default=1e-4, help="logit tolerance relative to the logit scale")
     p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=run_export)
@@ -40,9 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = actions.add_parser("import", help="torchvision/timm state dict -> resnetlab checkpoint")
     q.add_argument("src", help=".pt/.pth/.safetensors state dict (DDP 'module.' prefixes are fine)")
     q.add_argument("--model", required=True, help="registered name, e.g. resnet50")
-    q.add_argument("--stride-on", choices=("1x1", "3x3"),
-                   help="bottleneck stride placement, required for resnet/plain 50/101/152: "
-                        "3x3 = torchvision/timm (v1.5), 1x1 = the paper's v1")
+    q.add_argument(
+        "--stride-on",
+        choices=("1x1", "3x3"),
+        help="bottleneck stride placement, required for resnet/plain 50/101/152: "
+        "3x3 = torchvision/timm (v1.5), 1x1 = the paper's v1",
+    )
     q.add_argument("--classes", help="text file with one class name per line")
     q.add_argument("--non-strict", action="store_true", help="accept missing/unexpected keys (never mis-shaped)")
     q.add_argument("--out", required=True, help="checkpoint to write (.pt)")
@@ -96,8 +109,8 @@ def _require(modules: list[str]) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..checkpoints.atomic import refuse_existing
     from ..inference import Tolerance, export_verified, load_any
-    from ..inference.export import refuse_existing
     from ..inference.verification import ExportVerificationError
 
     if args.format == "safetensors" and Path(args.out).suffix != ".safetensors":
@@ -110,13 +123,21 @@ def run_export(args: argparse.Namespace) -> int:
     # Exported and verified under a temporary name: a failed check removes that file only.
     try:
         report = export_verified(
-            loaded, args.format, args.out, opset=args.opset, include_preprocess=args.include_preprocess,
-            exporter=args.exporter, real_images=real, tolerance=Tolerance(args.rtol), overwrite=args.overwrite,
+            loaded,
+            args.format,
+            args.out,
+            opset=args.opset,
+            include_preprocess=args.include_preprocess,
+            exporter=args.exporter,
+            real_images=real,
+            tolerance=Tolerance(args.rtol),
+            overwrite=args.overwrite,
         )
     except ExportVerificationError as error:
         failed = [line.strip() for line in str(error).splitlines() if line.endswith("FAILED")]
-        raise UserError(f"the exported model disagrees with PyTorch ({'; '.join(failed)}); "
-                        f"{args.out} was not written") from None
+        raise UserError(
+            f"the exported model disagrees with PyTorch ({'; '.join(failed)}); {args.out} was not written"
+        ) from None
     print(f"wrote {args.out}")
     print(report.describe())
     if real is None:
@@ -125,12 +146,19 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_weights_import(args: argparse.Namespace) -> int:
+    from ..checkpoints.weights import read_class_names
     from ..inference import import_weights
-    from ..inference.weights import read_class_names
 
     classes = read_class_names(args.classes) if args.classes else None
-    result = import_weights(args.src, args.model, args.out, stride_on=args.stride_on, classes=classes,
-                            strict=not args.non_strict, overwrite=args.overwrite)
+    result = import_weights(
+        args.src,
+        args.model,
+        args.out,
+        stride_on=args.stride_on,
+        classes=classes,
+        strict=not args.non_strict,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {result.path} ({args.model}, options {json.dumps(result.options)}, ImageNet preprocessing)")
     print(result.report.describe())
     if result.filled:

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 
@@ -15,20 +14,35 @@ from . import UserError, add_device_argument, device_given, progress_printer
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a network with one of the paper's recipes")
-    p.add_argument("--recipe", default="cifar10-resnet20",
-                   help="a shipped recipe (see `resnetlab recipes`) or a .toml file (default: cifar10-resnet20)")
-    p.add_argument("--data", help="dataset: a CIFAR folder (python/binary), an image folder with train/ and "
-                   "test/, or 'synthetic' (default: the recipe's, else the built-in synthetic set)")
+    p.add_argument(
+        "--recipe",
+        default="cifar10-resnet20",
+        help="a shipped recipe (see `resnetlab recipes`) or a .toml file (default: cifar10-resnet20)",
+    )
+    p.add_argument(
+        "--data",
+        help="dataset: a CIFAR folder (python/binary), an image folder with train/ and "
+        "test/, or 'synthetic' (default: the recipe's, else the built-in synthetic set)",
+    )
     p.add_argument("--out", help="run directory (default: runs/RECIPE)")
     p.add_argument("--iterations", type=int, help="override the recipe's iterations (milestones unchanged)")
     p.add_argument("--budget", type=float, help="train on this fraction of the schedule, milestones scaled too")
     p.add_argument("--seed", type=int, help="random seed")
-    add_device_argument(p, choices=("auto", "cpu", "cuda"),
-                        help="auto (the default: CUDA if present, else CPU; a recipe's own device key stands "
-                             "unless --device is given), cpu or cuda")
+    add_device_argument(
+        p,
+        choices=("auto", "cpu", "cuda"),
+        help="auto (the default: CUDA if present, else CPU; a recipe's own device key stands "
+        "unless --device is given), cpu or cuda",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]",
+    )
     p.add_argument("--cache-dir", type=Path, help="decoded-dataset cache (default: ~/.cache/resnetlab)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
     p.set_defaults(func=run_train)
@@ -36,65 +50,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("recipes", help="list the shipped training recipes (classification and detection)")
     p.set_defaults(func=run_recipes)
 
-    p = subparsers.add_parser("demo", help="train ResNet-20 on the built-in synthetic set (about two minutes on 2 cores)")
-    p.add_argument("--out", default="runs/demo",
-                   help="run directory (default runs/demo); a previous demo run there is replaced, "
-                        "any other non-empty directory is refused")
+    p = subparsers.add_parser(
+        "demo", help="train ResNet-20 on the built-in synthetic set (about two minutes on 2 cores)"
+    )
+    p.add_argument(
+        "--out",
+        default="runs/demo",
+        help="run directory (default runs/demo); a previous demo run there is replaced, "
+        "any other non-empty directory is refused",
+    )
     p.set_defaults(func=run_demo)
 
 
 def resolve_config(args: argparse.Namespace):
-    from ..engine.config import apply_overrides, load_recipe
+    from ..engine.config import resolve_recipe
 
-    recipe = Path(args.recipe)
-    if recipe.suffix == ".toml" and recipe.is_file():
-        try:
-            recipe.read_text(encoding="utf-8")
-        except UnicodeDecodeError:  # name the file: the decoder's message does not
-            raise UserError(f"recipe {recipe} is not a UTF-8 text (TOML) file") from None
-    config = load_recipe(args.recipe)
-    if args.budget is not None:
-        config = config.scaled(args.budget)
-    changes = {}
-    if args.data is not None:
-        changes["data"] = args.data
-    if args.iterations is not None:
-        changes["iterations"] = args.iterations
-    if args.seed is not None:
-        changes["seed"] = args.seed
+    given = {"data": args.data, "iterations": args.iterations, "seed": args.seed}
+    changes = {key: value for key, value in given.items() if value is not None}
     if device_given(args):  # the default (auto) leaves the recipe's device key as it is
         changes["device"] = str(args.device)
-    if changes:
-        from ..engine.config import config_from_dict
-
-        config = config_from_dict({**config.to_dict(), **changes}, source="command line")
-    return apply_overrides(config, args.overrides)
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM: the loop saves a checkpoint and returns at the next iteration."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __call__(self) -> bool:
-        return self.signal is not None
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint and stopping", file=sys.stderr)
+    return resolve_recipe(args.recipe, budget=args.budget, changes=changes, overrides=args.overrides)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from ..data.datasets import default_cache_dir
     from ..engine.distributed import DistInfo, init, shutdown
-    from ..engine.train import TrainingDiverged, resolve_device, train
+    from ..engine.steps import TrainingDiverged
+    from ..engine.stop import StopFlag
+    from ..engine.train import resolve_device, train
 
     config = resolve_config(args)
     if args.threads is not None:
@@ -107,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume:
         check_fresh_out(out)
     elif (out / "checkpoints" / "last.pt").is_file():
-        from ..inference.loading import check_checkpoint_file
+        from ..checkpoints.loading import check_checkpoint_file
 
         check_checkpoint_file(out / "checkpoints" / "last.pt")  # one line for a damaged checkpoint
     dist_info = DistInfo.from_env(dict(os.environ))
@@ -117,16 +100,21 @@ def run_train(args: argparse.Namespace) -> int:
     log = (lambda line: None) if not dist_info.is_main else progress_printer(args)
     try:
         result = train(
-            config, out, resume=args.resume, cache_dir=args.cache_dir or default_cache_dir(),
-            should_stop=stop, log=log, progress_tty=None, dist_info=dist_info, argv=sys.argv,
+            config,
+            out,
+            resume=args.resume,
+            cache_dir=args.cache_dir or default_cache_dir(),
+            should_stop=stop,
+            log=log,
+            progress_tty=None,
+            dist_info=dist_info,
+            argv=sys.argv,
         )
     except TrainingDiverged as error:
         raise UserError(str(error)) from None
     finally:
         shutdown(dist_info)
-    if result.status == "interrupted":
-        return 128 + (stop.signal or signal.SIGINT)
-    return 0
+    return stop.exit_status() if result.status == "interrupted" else 0
 
 
 def run_recipes(args: argparse.Namespace) -> int:
@@ -137,25 +125,29 @@ def run_recipes(args: argparse.Namespace) -> int:
     print("classification (resnetlab train --recipe NAME):")
     for name in recipe_names():
         c = load_recipe(name)
-        print(f"  {name:<22} {c.model:<11} {c.iterations:>6} it  batch {c.batch_size:<4} lr {c.lr:g}"
-              f"{' warm-up ' + format(c.warmup_lr, 'g') if c.warmup_lr else ''}  milestones {list(c.milestones)}")
+        print(
+            f"  {name:<22} {c.model:<11} {c.iterations:>6} it  batch {c.batch_size:<4} lr {c.lr:g}"
+            f"{' warm-up ' + format(c.warmup_lr, 'g') if c.warmup_lr else ''}  milestones {list(c.milestones)}"
+        )
     print("detection (resnetlab detect train --recipe NAME):")
     for name in detection_recipes():
         c = load_detection_recipe(name)
-        print(f"  {name:<22} {c.backbone:<11} {c.iterations:>6} it  batch {c.images_per_batch:<4} lr {c.lr:g}"
-              f"  steps {list(c.lr_steps)}  on {c.dataset}")
+        print(
+            f"  {name:<22} {c.backbone:<11} {c.iterations:>6} it  batch {c.images_per_batch:<4} lr {c.lr:g}"
+            f"  steps {list(c.lr_steps)}  on {c.dataset}"
+        )
     return 0
 
 
-# What ``train`` writes into a run directory (see engine/rundir.py); only these are ever replaced.
+# What ``train`` writes into a run directory (see checkpoints/rundir.py); only these are ever replaced.
 RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "summary.json")
 RUN_FOLDERS = ("checkpoints", "tb")
 
 
 def _holds_run_config(out: Path) -> bool:
     """Whether ``out/config.json`` is a resnetlab training config (not some other program's)."""
+    from ..checkpoints.outputs import recorded_config
     from ..engine.config import FIELD_NAMES
-    from ..engine.outputs import recorded_config
 
     values = recorded_config(out)
     return values is not None and set(values) <= set(FIELD_NAMES)
@@ -171,14 +163,16 @@ def check_fresh_out(out: Path) -> None:
         raise UserError(f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out")
     ours = [name for name in RUN_FILES + RUN_FOLDERS if (out / name).exists()]
     if ours and not _holds_run_config(out):
-        raise UserError(f"{out} holds {', '.join(ours)} that are not from a resnetlab run and would be "
-                        "overwritten; choose another --out")
+        raise UserError(
+            f"{out} holds {', '.join(ours)} that are not from a resnetlab run and would be "
+            "overwritten; choose another --out"
+        )
 
 
 def _is_demo_run(out: Path) -> bool:
     """Everything in ``out`` is what a demo run writes, and its config is the demo recipe's."""
+    from ..checkpoints.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
     from ..engine.config import load_recipe
-    from ..engine.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
 
     if not holds_only(out, RUN_FILES, {"checkpoints": checkpoint_file, "tb": tensorboard_file}, temporaries=True):
         return False
@@ -191,13 +185,14 @@ def _is_demo_run(out: Path) -> bool:
 
 def prepare_demo_out(out: Path) -> None:
     """Make ``out`` ready for a demo: replace a previous demo run, never anything else."""
-    from ..engine.outputs import occupied
+    from ..checkpoints.outputs import occupied
 
     if not occupied(out):
         return
     if not _is_demo_run(out):
-        raise UserError(f"{out} is not empty and is not a previous demo run; remove it yourself "
-                        "or choose another --out")
+        raise UserError(
+            f"{out} is not empty and is not a previous demo run; remove it yourself or choose another --out"
+        )
     shutil.rmtree(out)
 
 
@@ -213,7 +208,9 @@ def run_demo(args: argparse.Namespace) -> int:
     log(f"the paper's recipe on a {config.iterations}-iteration budget (lr 0.1, /10 at {list(config.milestones)}).\n")
     result = train(config, out, cache_dir=None, log=log, progress_tty=None, argv=sys.argv)
     s = result.summary
-    print(f"\nResNet-20 test error on the synthetic set: {s['test_top1_error']:.2f}% "
-          f"(chance: 90%), {s['images_per_second']:.0f} training images/s.")
+    print(
+        f"\nResNet-20 test error on the synthetic set: {s['test_top1_error']:.2f}% "
+        f"(chance: 90%), {s['images_per_second']:.0f} training images/s."
+    )
     print(f"Next: resnetlab predict {out} IMAGE | resnetlab export {out} --format onnx --out resnet20.onnx")
     return 0

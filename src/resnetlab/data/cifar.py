@@ -32,7 +32,16 @@ SPLITS = ("train", "test")
 PIXELS = 3 * 32 * 32
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 
 
@@ -54,15 +63,25 @@ class Layout:
 
 LAYOUTS: dict[tuple[str, str], Layout] = {
     ("cifar10", "python"): Layout(
-        "cifar10", "python", "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta"),
+        "cifar10",
+        "python",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+    ),
     ("cifar10", "binary"): Layout(
-        "cifar10", "binary", "cifar-10-batches-bin",
-        tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",), "batches.meta.txt"),
-    ("cifar100", "python"): Layout(
-        "cifar100", "python", "cifar-100-python", ("train",), ("test",), "meta"),
+        "cifar10",
+        "binary",
+        "cifar-10-batches-bin",
+        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        ("test_batch.bin",),
+        "batches.meta.txt",
+    ),
+    ("cifar100", "python"): Layout("cifar100", "python", "cifar-100-python", ("train",), ("test",), "meta"),
     ("cifar100", "binary"): Layout(
-        "cifar100", "binary", "cifar-100-binary", ("train.bin",), ("test.bin",), "fine_label_names.txt"),
+        "cifar100", "binary", "cifar-100-binary", ("train.bin",), ("test.bin",), "fine_label_names.txt"
+    ),
 }
 
 
@@ -96,13 +115,17 @@ class _CifarUnpickler(pickle.Unpickler):
     Unpickling is arbitrary code execution otherwise; a downloaded file must not get that.
     """
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ALLOWED = {  # noqa: RUF012 (read-only; pickle.Unpickler subclasses name it so)
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle API
+    def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
         return super().find_class(module, name)
@@ -145,8 +168,7 @@ def _binary_batch(path: Path, label_bytes: int) -> tuple[np.ndarray, np.ndarray]
     raw = np.fromfile(path, dtype=np.uint8)
     record = label_bytes + PIXELS
     if raw.size == 0 or raw.size % record:
-        raise ValueError(
-            f"{path}: {raw.size} bytes is not a whole number of {record}-byte CIFAR records (truncated?)")
+        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {record}-byte CIFAR records (truncated?)")
     rows = raw.reshape(-1, record)
     # CIFAR-100 records are <coarse><fine><pixels>; the fine label is the last label byte.
     return rows[:, label_bytes:], rows[:, label_bytes - 1].astype(np.int64)
@@ -195,6 +217,7 @@ def load_cifar(root: str | Path, split: str = "train", name: str = "cifar10") ->
 
 # --------------------------------------------------------------------------- writer (for tests)
 
+
 def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(payload)
@@ -226,8 +249,8 @@ def write_cifar_archive(
         raise ValueError(f"images must be uint8 [N, 3, 32, 32], got {images.dtype} {tuple(images.shape)}")
     if test_images is None:
         n_test = len(images) // 6
-        images, test_images = images[: len(images) - n_test], images[len(images) - n_test:]
-        labels, test_labels = labels[: len(labels) - n_test], labels[len(labels) - n_test:]
+        images, test_images = images[: len(images) - n_test], images[len(images) - n_test :]
+        labels, test_labels = labels[: len(labels) - n_test], labels[len(labels) - n_test :]
     if test_labels is None:
         raise ValueError("test_labels must be given together with test_images")
     n_classes = 100 if name == "cifar100" else 10
@@ -244,8 +267,7 @@ def write_cifar_archive(
         if fmt == "binary":
             heads = [coarse[:, None], fine[:, None]] if name == "cifar100" else [fine[:, None]]
             return np.concatenate([*(h.astype(np.uint8) for h in heads), data], axis=1).tobytes()
-        record = {"batch_label": batch_label, "data": data,
-                  "filenames": [f"img_{i:05d}.png" for i in range(len(x))]}
+        record = {"batch_label": batch_label, "data": data, "filenames": [f"img_{i:05d}.png" for i in range(len(x))]}
         if name == "cifar100":
             record.update(fine_labels=fine.tolist(), coarse_labels=coarse.tolist())
         else:
@@ -255,23 +277,33 @@ def write_cifar_archive(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # gzip's header carries a timestamp; fix it so the same inputs give the same md5.
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
         for i, (file, index) in enumerate(zip(layout.train_files, train_parts)):
             idx = torch.from_numpy(index)
-            _add_bytes(tar, f"{layout.folder}/{file}",
-                       payload(images[idx], labels[idx], f"training batch {i + 1} of {len(train_parts)}"))
-        _add_bytes(tar, f"{layout.folder}/{layout.test_files[0]}",
-                   payload(torch.as_tensor(test_images), torch.as_tensor(test_labels), "testing batch 1 of 1"))
+            _add_bytes(
+                tar,
+                f"{layout.folder}/{file}",
+                payload(images[idx], labels[idx], f"training batch {i + 1} of {len(train_parts)}"),
+            )
+        _add_bytes(
+            tar,
+            f"{layout.folder}/{layout.test_files[0]}",
+            payload(torch.as_tensor(test_images), torch.as_tensor(test_labels), "testing batch 1 of 1"),
+        )
         if fmt == "binary":
             _add_bytes(tar, f"{layout.folder}/{layout.meta_file}", ("\n".join(classes) + "\n\n").encode())
             if name == "cifar100":
                 coarse_names = "\n".join(f"superclass_{i:02d}" for i in range(20)) + "\n"
                 _add_bytes(tar, f"{layout.folder}/coarse_label_names.txt", coarse_names.encode())
         else:
-            meta = ({"fine_label_names": list(classes),
-                     "coarse_label_names": [f"superclass_{i:02d}" for i in range(20)]}
-                    if name == "cifar100" else
-                    {"label_names": list(classes), "num_cases_per_batch": len(train_parts[0]), "num_vis": PIXELS})
+            meta = (
+                {"fine_label_names": list(classes), "coarse_label_names": [f"superclass_{i:02d}" for i in range(20)]}
+                if name == "cifar100"
+                else {"label_names": list(classes), "num_cases_per_batch": len(train_parts[0]), "num_vis": PIXELS}
+            )
             _add_bytes(tar, f"{layout.folder}/{layout.meta_file}", pickle.dumps(meta, protocol=2))
     return path

@@ -81,8 +81,13 @@ def resolve_dataset(spec: str | Path | None) -> DatasetSource:
 
 
 def load_dataset(
-    spec: str | Path | None, split: str, *, cache_dir: Path | None = None, seed: int = 0,
-    on_error: str = "fail", skipped: list[tuple[str, str]] | None = None,
+    spec: str | Path | None,
+    split: str,
+    *,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    on_error: str = "fail",
+    skipped: list[tuple[str, str]] | None = None,
 ) -> ImageArrays:
     """Load one split (``"train"`` or ``"test"``) of the dataset a spec names.
 
@@ -104,13 +109,16 @@ def describe_dataset(spec: str | Path | None) -> str:
     """One line for reports, e.g. ``"CIFAR-10 (JPEG folder /data/cifar10-jpeg)"``."""
     source = resolve_dataset(spec)
     if source.kind == "synthetic":
-        return (f"synthetic ({len(SYNTHETIC_CLASSES)} procedural shape classes, 32x32, "
-                f"{source.n_train} train / {DEFAULT_TEST} test)")
+        return (
+            f"synthetic ({len(SYNTHETIC_CLASSES)} procedural shape classes, 32x32, "
+            f"{source.n_train} train / {DEFAULT_TEST} test)"
+        )
     if source.kind in NAMES:
         title = "CIFAR-10" if source.kind == "cifar10" else "CIFAR-100"
         return f"{title} (official {source.fmt} release {source.path})"
-    classes = tuple(sorted(p.name for p in (source.path / "train").iterdir()
-                           if p.is_dir() and not p.name.startswith(".")))
+    classes = tuple(
+        sorted(p.name for p in (source.path / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
     if classes == tuple(sorted(CIFAR10_CLASSES)):
         return f"CIFAR-10 (JPEG folder {source.path})"
     return f"image folder {source.path} ({len(classes)} classes)"

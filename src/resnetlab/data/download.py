@@ -13,14 +13,13 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .cifar import FORMATS, LAYOUTS, NAMES
 
@@ -40,14 +39,18 @@ class Archive:
 
 
 ARCHIVES: dict[tuple[str, str], Archive] = {
-    ("cifar10", "python"): Archive("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
-                                   LAYOUTS[("cifar10", "python")].folder),
-    ("cifar10", "binary"): Archive("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
-                                   LAYOUTS[("cifar10", "binary")].folder),
-    ("cifar100", "python"): Archive("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
-                                    LAYOUTS[("cifar100", "python")].folder),
-    ("cifar100", "binary"): Archive("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
-                                    LAYOUTS[("cifar100", "binary")].folder),
+    ("cifar10", "python"): Archive(
+        "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", LAYOUTS[("cifar10", "python")].folder
+    ),
+    ("cifar10", "binary"): Archive(
+        "cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", LAYOUTS[("cifar10", "binary")].folder
+    ),
+    ("cifar100", "python"): Archive(
+        "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", LAYOUTS[("cifar100", "python")].folder
+    ),
+    ("cifar100", "binary"): Archive(
+        "cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8", LAYOUTS[("cifar100", "binary")].folder
+    ),
 }
 
 
@@ -64,9 +67,11 @@ def file_md5(path: str | Path) -> str:
 
 
 def _manual_steps(url: str, archive_path: Path, md5: str) -> str:
-    return (f"to install it by hand, download {url} on a machine with internet access, "
-            f"check that its md5 is {md5}, put it at {archive_path} and run this again "
-            f"(an archive already there is verified and extracted without the network)")
+    return (
+        f"to install it by hand, download {url} on a machine with internet access, "
+        f"check that its md5 is {md5}, put it at {archive_path} and run this again "
+        f"(an archive already there is verified and extracted without the network)"
+    )
 
 
 def _fetch(url: str, part: Path, timeout: float, progress: Callable[[int, int | None], None] | None) -> None:
@@ -113,8 +118,8 @@ def _fetch(url: str, part: Path, timeout: float, progress: Callable[[int, int | 
                     progress(received, total)
     if total is not None and received < total:
         raise DownloadError(
-            f"{url}: connection closed after {received} of {total} bytes; "
-            f"run again to resume from {part}")
+            f"{url}: connection closed after {received} of {total} bytes; run again to resume from {part}"
+        )
 
 
 def _safe_members(tar: tarfile.TarFile, folder: str, archive_path: Path) -> list[tarfile.TarInfo]:
@@ -137,7 +142,9 @@ def extract_archive(archive_path: Path, root: Path, folder: str) -> Path:
             with tarfile.open(archive_path, "r:gz") as tar:
                 tar.extractall(tmp, members=_safe_members(tar, folder, archive_path), filter="data")
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise ValueError(f"{archive_path}: corrupt or truncated archive ({error}); delete it and download again") from None
+            raise ValueError(
+                f"{archive_path}: corrupt or truncated archive ({error}); delete it and download again"
+            ) from None
         if target.exists():
             raise FileExistsError(f"{target} appeared while extracting; remove it and run again")
         os.rename(tmp / folder, target)
@@ -184,8 +191,9 @@ def download_cifar(
     if target.is_dir():
         return target
     if target.exists():
-        raise FileExistsError(errno.EEXIST, f"is in the way of the dataset folder {archive.folder}/; move it away",
-                              str(target))
+        raise FileExistsError(
+            errno.EEXIST, f"is in the way of the dataset folder {archive.folder}/; move it away", str(target)
+        )
     archive_path = root / archive.filename
     if archive_path.exists():
         # We only ever put a verified archive under this name (downloads go to .part first), so a
@@ -194,21 +202,24 @@ def download_cifar(
         if got != md5:
             raise ValueError(
                 f"{archive_path} is already there with md5 {got}, not the expected {md5}; "
-                "move it away (or delete it) to download a fresh copy, or pass --md5 if it is the archive you mean")
+                "move it away (or delete it) to download a fresh copy, or pass --md5 if it is the archive you mean"
+            )
     if not archive_path.exists():
         part = archive_path.with_name(archive_path.name + ".part")
         try:
             _fetch(url, part, timeout, progress)
-        except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException) as error:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as error:
             reason = getattr(error, "reason", None) or error
             raise DownloadError(
-                f"could not download {url} ({reason}); {_manual_steps(url, archive_path, md5)}") from None
+                f"could not download {url} ({reason}); {_manual_steps(url, archive_path, md5)}"
+            ) from None
         got = file_md5(part)
         if got != md5:
             part.unlink()
             raise ValueError(
                 f"checksum mismatch for {url}: md5 {got}, expected {md5}; the download was deleted, "
-                f"run again or {_manual_steps(url, archive_path, md5)}")
+                f"run again or {_manual_steps(url, archive_path, md5)}"
+            )
         os.replace(part, archive_path)
     folder = extract_archive(archive_path, root, archive.folder)
     if not keep_archive:

@@ -78,7 +78,8 @@ def _size_error(path_a: str, shape_a: tuple, path_b: str, shape_b: tuple) -> Val
     return ValueError(
         f"images differ in size ({path_a} is {shape_a[2]}x{shape_a[1]}, {path_b} is "
         f"{shape_b[2]}x{shape_b[1]}); load_image_folder holds equal-sized images in memory, "
-        "use the ImageNet pipeline (resize + crop while streaming) for folders of photos")
+        "use the ImageNet pipeline (resize + crop while streaming) for folders of photos"
+    )
 
 
 def _worker_init() -> None:
@@ -86,8 +87,9 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def decode_files(paths: list[str], workers: int, *, on_error: str = "fail",
-                 skipped: list[tuple[str, str]] | None = None) -> np.ndarray:
+def decode_files(
+    paths: list[str], workers: int, *, on_error: str = "fail", skipped: list[tuple[str, str]] | None = None
+) -> np.ndarray:
     """Decode every file, in order, across ``workers`` processes; all must share one size.
 
     An unreadable file raises ``ImageDecodeError`` naming it (``on_error="fail"``), or is left out
@@ -103,7 +105,7 @@ def decode_files(paths: list[str], workers: int, *, on_error: str = "fail",
         results = [_decode_chunk(paths, on_error)]
     else:
         size = max(256, len(paths) // (workers * 8))
-        runs = [paths[i:i + size] for i in range(0, len(paths), size)]
+        runs = [paths[i : i + size] for i in range(0, len(paths), size)]
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
             results = list(pool.map(_decode_chunk, runs, [on_error] * len(runs)))
     errors = [e for _, chunk_errors in results for e in chunk_errors]
@@ -113,7 +115,9 @@ def decode_files(paths: list[str], workers: int, *, on_error: str = "fail",
         skipped.extend(errors)
     bad = {path for path, _ in errors}
     # Each decoded chunk with the first file it holds (for the size-mismatch message).
-    chunks = [(chunk, next(p for p in run if p not in bad)) for run, (chunk, _) in zip(runs, results) if chunk is not None]
+    chunks = [
+        (chunk, next(p for p in run if p not in bad)) for run, (chunk, _) in zip(runs, results) if chunk is not None
+    ]
     if not chunks:
         raise ValueError(f"none of the {len(paths)} image files could be read ({errors[0][0]}: {errors[0][1]})")
     first, first_path = chunks[0]

@@ -68,7 +68,7 @@ class ImageIndex:
         digest.update("\n".join(self.wnids).encode())
         return digest.hexdigest()[:16]
 
-    def subset(self, indices: list[int]) -> "ImageIndex":
+    def subset(self, indices: list[int]) -> ImageIndex:
         return ImageIndex(self.root, self.split, tuple(self.samples[i] for i in indices), self.wnids, self.classes)
 
 

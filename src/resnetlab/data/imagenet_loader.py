@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
 
 import torch
 from PIL import Image
@@ -82,7 +82,9 @@ def load_resized(path: str, config: DecodeConfig) -> Image.Image:
     """Decode ``path`` (draft mode where allowed) and apply the worker resize of ``config``."""
     image = open_image(path, draft_size=config.short_side)
     w, h = image.size
-    if config.short_side is not None and (min(h, w) > config.short_side or (config.upscale and min(h, w) < config.short_side)):
+    if config.short_side is not None and (
+        min(h, w) > config.short_side or (config.upscale and min(h, w) < config.short_side)
+    ):
         nh, nw = scaled_size(h, w, config.short_side)
         image = image.resize((nw, nh), Image.BILINEAR)
         w, h = nw, nh
@@ -132,20 +134,30 @@ class Batch:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Called by ``DataLoader(pin_memory=True)`` so host-to-device copies can overlap."""
         images = [x.pin_memory() for x in self.images] if isinstance(self.images, list) else self.images.pin_memory()
-        return replace(self, images=images, sizes=self.sizes.pin_memory(), transposed=self.transposed.pin_memory(),
-                       labels=self.labels.pin_memory())
+        return replace(
+            self,
+            images=images,
+            sizes=self.sizes.pin_memory(),
+            transposed=self.transposed.pin_memory(),
+            labels=self.labels.pin_memory(),
+        )
 
-    def to(self, device: torch.device | str, non_blocking: bool = True) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = True) -> Batch:
         images = (
             [x.to(device, non_blocking=non_blocking) for x in self.images]
             if isinstance(self.images, list)
             else self.images.to(device, non_blocking=non_blocking)
         )
-        return replace(self, images=images, sizes=self.sizes.to(device), transposed=self.transposed.to(device),
-                       labels=self.labels.to(device))
+        return replace(
+            self,
+            images=images,
+            sizes=self.sizes.to(device),
+            transposed=self.transposed.to(device),
+            labels=self.labels.to(device),
+        )
 
 
 class Collate:
@@ -164,15 +176,15 @@ class Collate:
         transposed = sizes[:, 0] > sizes[:, 1]
         if self.config.collate == "list":
             return Batch(images, sizes, torch.zeros_like(transposed), labels, errors, indices)
-        s, l = self.config.canvas
+        short, long = self.config.canvas
         stored = [x.transpose(1, 2) if t else x for x, t in zip(images, transposed.tolist())]
         for x, size in zip(stored, sizes.tolist()):
-            if x.shape[1] > s or x.shape[2] > l:
-                raise ValueError(f"image of {tuple(size)} does not fit the {s}x{l} canvas (resize it first)")
+            if x.shape[1] > short or x.shape[2] > long:
+                raise ValueError(f"image of {tuple(size)} does not fit the {short}x{long} canvas (resize it first)")
         # Trimmed to the batch's largest image: less to copy between processes and to the device.
-        s = max((x.shape[1] for x in stored), default=1)
-        l = max((x.shape[2] for x in stored), default=1)
-        canvas = torch.zeros(len(images), 3, s, l, dtype=torch.uint8)
+        short = max((x.shape[1] for x in stored), default=1)
+        long = max((x.shape[2] for x in stored), default=1)
+        canvas = torch.zeros(len(images), 3, short, long, dtype=torch.uint8)
         for n, x in enumerate(stored):
             canvas[n, :, : x.shape[1], : x.shape[2]] = x
         return Batch(canvas, sizes, transposed, labels, errors, indices)

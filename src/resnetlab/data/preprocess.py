@@ -56,7 +56,7 @@ class Preprocess:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocess":
+    def from_dict(cls, d: dict) -> Preprocess:
         d = dict(d)
         d["std"] = tuple(d.get("std", (1.0, 1.0, 1.0)))
         d["mean_image"] = torch.as_tensor(d.get("mean_image", torch.zeros(3, 1, 1))).float()

@@ -24,7 +24,16 @@ import torch.nn.functional as F
 from .arrays import ImageArrays
 
 CLASSES = (
-    "hstripes", "vstripes", "disc", "ring", "plus", "cross", "checker", "square", "triangle", "dots",
+    "hstripes",
+    "vstripes",
+    "disc",
+    "ring",
+    "plus",
+    "cross",
+    "checker",
+    "square",
+    "triangle",
+    "dots",
 )
 SIZE = 32
 DEFAULT_TRAIN = 20_000
@@ -41,8 +50,9 @@ CHUNK = 512  # images rendered at a time: keeps the per-pixel temporaries in cac
 
 # Bicubic interpolation is separable: upsampling a 4x4 grid is ``A.T @ grid @ A`` with these
 # [4, 32] weights (several times faster than ``F.interpolate`` on many tiny images).
-_UPSAMPLE = F.interpolate(torch.eye(4).view(4, 1, 1, 4), size=(1, SIZE), mode="bicubic",
-                          align_corners=False).view(4, SIZE)
+_UPSAMPLE = F.interpolate(torch.eye(4).view(4, 1, 1, 4), size=(1, SIZE), mode="bicubic", align_corners=False).view(
+    4, SIZE
+)
 
 
 def _rand(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
@@ -88,7 +98,7 @@ def _mask(name: str, p: dict[str, torch.Tensor]) -> torch.Tensor:
     """Coverage in [0, 1], ``[n, H, W]``, of one class's shape for the images described by ``p``."""
     n = len(p["radius"])
     coords = torch.arange(SIZE, dtype=torch.float32) + 0.5
-    view = lambda key: p[key].view(n, 1, 1)  # noqa: E731
+    view = lambda key: p[key].view(n, 1, 1)
     rad, w, period, phase, tilt = view("radius"), view("width"), view("period"), view("phase"), view("tilt")
     dx, dy = coords.view(1, 1, SIZE) - view("cx"), coords.view(1, SIZE, 1) - view("cy")
     # (u, v): the object's own axes, tilted slightly; v points down as image rows do.
@@ -141,7 +151,7 @@ def _render(labels: torch.Tensor, p: dict[str, torch.Tensor], g: torch.Generator
         s2 = 2 * p["blob_sigma"][:, b].view(n, 1) ** 2
         gx = torch.exp(-((coords - p["blob_x"][:, b].view(n, 1)) ** 2) / s2)
         gy = torch.exp(-((coords - p["blob_y"][:, b].view(n, 1)) ** 2) / s2)
-        blob = (gy.view(n, 1, SIZE, 1) * gx.view(n, 1, 1, SIZE))
+        blob = gy.view(n, 1, SIZE, 1) * gx.view(n, 1, 1, SIZE)
         image = torch.lerp(image, p["blob_colour"][:, b].view(n, 3, 1, 1), blob)
     # A thin line crossing everything: it looks like a stroke of "+", "x" or stripes, so the
     # network has to use the object's whole shape rather than one edge.
@@ -185,7 +195,9 @@ def synthetic_split(split: str, n: int, seed: int = 0) -> ImageArrays:
 
 
 def synthetic_cifar(
-    seed: int = 0, n_train: int = DEFAULT_TRAIN, n_test: int = DEFAULT_TEST,
+    seed: int = 0,
+    n_train: int = DEFAULT_TRAIN,
+    n_test: int = DEFAULT_TEST,
 ) -> tuple[ImageArrays, ImageArrays]:
     """The built-in dataset: ``(train, test)``, 10 classes of 32x32 RGB images."""
     return synthetic_split("train", n_train, seed), synthetic_split("test", n_test, seed)

@@ -37,7 +37,10 @@ def grid_anchors(base: torch.Tensor, feature_size: tuple[int, int], stride: int)
 
 
 def label_anchors(
-    anchors: torch.Tensor, gt_boxes: torch.Tensor, positive_iou: float, negative_iou: float,
+    anchors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    positive_iou: float,
+    negative_iou: float,
     allow_low_quality: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per anchor: label 1 (object), 0 (background) or -1 (ignored), and the index of its best gt.

@@ -121,7 +121,7 @@ def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: floa
     kept: list[int] = []
     kept_boxes = sorted_boxes[:0]
     for start in range(0, len(order), block):
-        chunk = sorted_boxes[start:start + block]
+        chunk = sorted_boxes[start : start + block]
         alive = torch.ones(len(chunk), dtype=torch.bool, device=boxes.device)
         if len(kept_boxes):
             alive &= ~(box_iou(chunk, kept_boxes) > iou_threshold).any(dim=1)
@@ -131,7 +131,7 @@ def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: floa
         for i in range(len(chunk)):
             if alive_np[i]:
                 new.append(i)
-                alive_np[i + 1:] &= ~overlaps[i, i + 1:]
+                alive_np[i + 1 :] &= ~overlaps[i, i + 1 :]
         kept.extend(start + i for i in new)
         kept_boxes = torch.cat((kept_boxes, chunk[new]))
     return order[torch.as_tensor(np.asarray(kept, dtype=np.int64), device=boxes.device)]

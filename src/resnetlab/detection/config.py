@@ -1,22 +1,33 @@
 """Detection recipes: small TOML files parsed into one frozen, validated dataclass.
 
 ``load_recipe("voc-resnet101")`` reads ``resnetlab/recipes/detection/voc-resnet101.toml`` (or any
-path ending in ``.toml``); ``overrides`` (``--set key=value``) apply on top. Unknown keys are
-rejected by name, so a typo never silently trains the default.
+path ending in ``.toml``); ``overrides`` (``--set key=value``) apply on top. The loader, the
+override syntax and the field type checks are the ones training recipes use
+(``engine/config_loader.py``); unknown keys are rejected by name, so a typo never silently trains
+the default.
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
+from ..data.imagenet_stats import IMAGENET_MEAN
+from ..engine.config import DEVICES
+from ..engine.config_loader import (
+    build_config,
+    check_field_types,
+    field_names,
+    merge_overrides,
+    read_toml,
+    shipped_names,
+)
 from .model import POOLERS
 
-RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes" / "detection"
+RECIPE_FOLDER = "recipes/detection"
 DATASETS = ("voc", "coco", "synthetic")
-AUTOCAST = ("none", "bf16")
+# The engine's precisions (engine/precision.py) under this key's older name: "none" is fp32, the
+# paper's arithmetic; "auto" is bf16 where the hardware computes it natively (fp16 on CUDA without).
+AUTOCAST = ("none", "auto", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class DetectionConfig:
     min_size: int = 600  # shorter side (Sec. 4.3); capped so the longer side <= max_size
     max_size: int = 1000
     flip: bool = True
-    pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # [0, 1] scale; a checkpoint's wins
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN  # [0, 1] scale; a checkpoint's wins
     pixel_std: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the paper subtracts the mean only
     # model
     backbone: str = "resnet101"
@@ -64,40 +75,46 @@ class DetectionConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     autocast: str = "none"
+    device: str = "auto"  # "auto": CUDA if present, else CPU (as training's)
     seed: int = 0
     workers: int = 0
     log_every: int = 20
     checkpoint_every: int = 5000
 
     def __post_init__(self) -> None:
-        defaults = {f.name: f.default for f in fields(self)}
-        for f in fields(self):
-            value, default = getattr(self, f.name), defaults[f.name]
-            if isinstance(default, tuple):
-                if not isinstance(value, (tuple, list)):
-                    raise ValueError(f"{f.name} must be a list, got {value!r}")
-                object.__setattr__(self, f.name, tuple(value))
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError(f"{f.name} must be an integer, got {value!r}")
-            elif isinstance(default, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{f.name} must be a number, got {value!r}")
-                object.__setattr__(self, f.name, float(value))
-            elif isinstance(default, str) and not isinstance(value, str):
-                raise ValueError(f"{f.name} must be a string, got {value!r}")
-        choices = {"dataset": DATASETS, "pooler": POOLERS, "autocast": AUTOCAST}
+        check_field_types(self)
+        choices = {"dataset": DATASETS, "pooler": POOLERS, "autocast": AUTOCAST, "device": DEVICES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        positive = ("min_size", "max_size", "pool_size", "images_per_batch", "iterations", "rpn_batch_size",
-                    "roi_batch_size", "synthetic_size", "synthetic_train", "synthetic_test", "log_every")
+        positive = (
+            "min_size",
+            "max_size",
+            "pool_size",
+            "images_per_batch",
+            "iterations",
+            "rpn_batch_size",
+            "roi_batch_size",
+            "synthetic_size",
+            "synthetic_train",
+            "synthetic_test",
+            "log_every",
+            "checkpoint_every",
+        )
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in (
+            "warmup_iterations",
+            "workers",
+            "seed",
+            "rpn_pre_nms_train",
+            "rpn_post_nms_train",
+            "rpn_pre_nms_test",
+            "rpn_post_nms_test",
+        ):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if list(self.lr_steps) != sorted(self.lr_steps):
@@ -114,45 +131,47 @@ class DetectionConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+FIELD_NAMES = field_names(DetectionConfig)
+
+
+def precision_of(config: DetectionConfig) -> str:
+    """The engine's precision name (``resolve_precision``) for the recipe's ``autocast`` key."""
+    return "fp32" if config.autocast == "none" else config.autocast
+
+
 def list_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    return shipped_names(RECIPE_FOLDER)
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {pair!r} is not KEY=VALUE")
-        out[key.strip()] = _parse_value(value)
-    return out
+    """``--set KEY=VALUE`` items as a dict of typed values (TOML; bare words are strings)."""
+    return merge_overrides({}, pairs, FIELD_NAMES)
 
 
 def config_from_dict(data: dict, source: str = "recipe") -> DetectionConfig:
-    known = {f.name for f in fields(DetectionConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-    return DetectionConfig(**data)
+    return build_config(DetectionConfig, data, source)
+
+
+def apply_overrides(config: DetectionConfig, items: list[str]) -> DetectionConfig:
+    """``config`` with the ``--set KEY=VALUE`` items applied in order."""
+    return config_from_dict(merge_overrides(config.to_dict(), items, FIELD_NAMES), source="--set")
 
 
 def load_recipe(name: str, overrides: dict | None = None) -> DetectionConfig:
     """A recipe by name (see ``list_recipes()``) or path, with ``overrides`` applied on top."""
-    path = Path(name) if name.endswith(".toml") else RECIPE_DIR / f"{name}.toml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no detection recipe {name!r}; available: {', '.join(list_recipes())}")
-    with open(path, "rb") as handle:
-        data = tomllib.load(handle)
-    data.setdefault("name", path.stem)
+    data, source, stem = read_toml(name, RECIPE_FOLDER, "detection recipe", not_found=FileNotFoundError)
+    data.setdefault("name", stem)
     data.update(overrides or {})
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(data, source=source)
 
 
-__all__ = ["DetectionConfig", "load_recipe", "list_recipes", "parse_overrides", "config_from_dict"]
+__all__ = [
+    "FIELD_NAMES",
+    "DetectionConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "list_recipes",
+    "load_recipe",
+    "parse_overrides",
+    "precision_of",
+]

@@ -21,8 +21,26 @@ from PIL import Image, ImageDraw
 from ..data.images import decode_image
 
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 SYNTHETIC_CLASSES = ("circle", "square", "triangle")
 CLASS_COLOURS = ((220, 50, 50), (50, 200, 60), (50, 90, 230))
@@ -69,8 +87,11 @@ class VOCDetection:
             boxes.append((x1 - 1, y1 - 1, x2, y2))
             labels.append(self.classes.index(name) + 1)
             difficult.append(obj.findtext("difficult", "0").strip() == "1")
-        return (torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(labels, dtype=torch.long),
-                torch.tensor(difficult, dtype=torch.bool))
+        return (
+            torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            torch.tensor(labels, dtype=torch.long),
+            torch.tensor(difficult, dtype=torch.bool),
+        )
 
     def __getitem__(self, index: int) -> Sample:
         boxes, labels, difficult = self.annotation(index)
@@ -112,9 +133,14 @@ class COCODetection:
             crowd.append(bool(ann.get("iscrowd", 0)))
             areas.append(float(ann.get("area", w * h)))
         image = decode_image(self.image_dir / info["file_name"])
-        return Sample(image, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                      torch.tensor(labels, dtype=torch.long), torch.tensor(crowd, dtype=torch.bool),
-                      image_id=info["id"], areas=torch.tensor(areas, dtype=torch.float32))
+        return Sample(
+            image,
+            torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            torch.tensor(labels, dtype=torch.long),
+            torch.tensor(crowd, dtype=torch.bool),
+            image_id=info["id"],
+            areas=torch.tensor(areas, dtype=torch.float32),
+        )
 
 
 class ConcatDetection:
@@ -184,7 +210,10 @@ class SyntheticDetection:
             if boxes and float(_iou_np(np.array([box]), np.array(boxes)).max()) > 0.3:
                 continue  # keep objects mostly apart so each is identifiable
             label = int(rng.integers(1, len(self.classes) + 1))
-            colour = tuple(int(c) for c in np.clip(np.array(CLASS_COLOURS[(label - 1) % 3]) + rng.integers(-40, 41, size=3), 0, 255))
+            colour = tuple(
+                int(c)
+                for c in np.clip(np.array(CLASS_COLOURS[(label - 1) % 3]) + rng.integers(-40, 41, size=3), 0, 255)
+            )
             if label == 1:
                 draw.ellipse((x1, y1, x1 + side - 1, y1 + side - 1), fill=colour)
             elif label == 2:
@@ -194,15 +223,20 @@ class SyntheticDetection:
             boxes.append(box)
             labels.append(label)
         tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
-        return Sample(tensor, torch.tensor(boxes, dtype=torch.float32), torch.tensor(labels, dtype=torch.long),
-                      torch.zeros(len(labels), dtype=torch.bool), image_id=index)
+        return Sample(
+            tensor,
+            torch.tensor(boxes, dtype=torch.float32),
+            torch.tensor(labels, dtype=torch.long),
+            torch.zeros(len(labels), dtype=torch.bool),
+            image_id=index,
+        )
 
 
 def _iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
     return inter / (area(a)[:, None] + area(b)[None] - inter)
 
 
@@ -218,8 +252,14 @@ def resize_sample(sample: Sample, min_size: int, max_size: int, flip: bool = Fal
     _, h, w = sample.image.shape
     scale = resize_scale(h, w, min_size, max_size)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    image = F.interpolate(sample.image[None].float(), size=size, mode="bilinear", align_corners=False,
-                          antialias=scale < 1)[0].round().clamp(0, 255).to(torch.uint8)
+    image = (
+        F.interpolate(sample.image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=scale < 1)[
+            0
+        ]
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+    )
     sy, sx = size[0] / h, size[1] / w
     boxes = sample.boxes * torch.tensor([sx, sy, sx, sy])
     if flip:  # horizontal flip, the only augmentation of Fast/Faster R-CNN
@@ -228,8 +268,9 @@ def resize_sample(sample: Sample, min_size: int, max_size: int, flip: bool = Fal
     return Sample(image, boxes, sample.labels, sample.ignore, sample.image_id, sample.areas, scale * sample.scale)
 
 
-def batch_images(images: list[torch.Tensor], mean: tuple[float, ...], std: tuple[float, ...],
-                 divisor: int = 16) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+def batch_images(
+    images: list[torch.Tensor], mean: tuple[float, ...], std: tuple[float, ...], divisor: int = 16
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """Normalise uint8 images and zero-pad them (after normalisation) to one ``[N, 3, H, W]`` batch."""
     sizes = [(int(im.shape[1]), int(im.shape[2])) for im in images]
     height = math.ceil(max(s[0] for s in sizes) / divisor) * divisor

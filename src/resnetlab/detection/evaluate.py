@@ -11,7 +11,6 @@ detection's area and never penalise; small/medium/large split at 32^2 and 96^2 p
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
@@ -21,8 +20,9 @@ from .boxes import box_ioa, box_iou
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool) -> float:
     """Area under the precision/recall curve, VOC style."""
     if use_07_metric:  # VOC2007: mean of the best precision at recall >= 0, 0.1, ..., 1
-        return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
-                              for t in np.arange(0.0, 1.1, 0.1)]))
+        return float(
+            np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in np.arange(0.0, 1.1, 0.1)])
+        )
     mrec = np.concatenate(([0.0], recall, [1.0]))
     mpre = np.concatenate(([0.0], precision, [0.0]))
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # the precision envelope
@@ -43,14 +43,16 @@ class VOCEvaluator:
 
     def add(self, gt_boxes, gt_labels, gt_difficult, det_boxes, det_scores, det_labels) -> None:
         """One image: ground truth (labels 1..C) and detections."""
-        self.gts.append((_np(gt_boxes).reshape(-1, 4), _np(gt_labels).reshape(-1), _np(gt_difficult).reshape(-1).astype(bool)))
+        self.gts.append(
+            (_np(gt_boxes).reshape(-1, 4), _np(gt_labels).reshape(-1), _np(gt_difficult).reshape(-1).astype(bool))
+        )
         self.dets.append((_np(det_boxes).reshape(-1, 4), _np(det_scores).reshape(-1), _np(det_labels).reshape(-1)))
 
     def class_ap(self, label: int) -> tuple[float, float]:
         """(all-points AP, 11-point AP) of one class; NaN when it has no non-difficult object."""
         records = []
         npos = 0
-        for image, ((gb, gl, gd), (db, ds, dl)) in enumerate(zip(self.gts, self.dets)):
+        for image, ((_gb, gl, gd), (db, ds, dl)) in enumerate(zip(self.gts, self.dets)):
             npos += int(((gl == label) & ~gd).sum())
             for box, score in zip(db[dl == label], ds[dl == label]):
                 records.append((-float(score), image, box))
@@ -66,8 +68,9 @@ class VOCEvaluator:
             if len(mine) == 0:
                 fp[i] = 1
                 continue
-            iou = box_iou(torch.as_tensor(box[None], dtype=torch.float64),
-                          torch.as_tensor(gb[mine], dtype=torch.float64))[0].numpy()
+            iou = box_iou(
+                torch.as_tensor(box[None], dtype=torch.float64), torch.as_tensor(gb[mine], dtype=torch.float64)
+            )[0].numpy()
             j = int(iou.argmax())
             if iou[j] > self.iou_threshold:
                 if gd[mine[j]]:
@@ -97,7 +100,7 @@ class VOCEvaluator:
         }
 
 
-AREA_RANGES = {"all": (0.0, 1e10), "small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e10)}
+AREA_RANGES = {"all": (0.0, 1e10), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -111,11 +114,17 @@ class COCOEvaluator:
     def add(self, gt_boxes, gt_labels, gt_crowd, det_boxes, det_scores, det_labels, gt_areas=None) -> None:
         gb = _np(gt_boxes).reshape(-1, 4).astype(np.float64)
         areas = _np(gt_areas).reshape(-1) if gt_areas is not None else (gb[:, 2] - gb[:, 0]) * (gb[:, 3] - gb[:, 1])
-        self.images.append({
-            "gt": gb, "gl": _np(gt_labels).reshape(-1), "crowd": _np(gt_crowd).reshape(-1).astype(bool),
-            "area": areas.astype(np.float64), "db": _np(det_boxes).reshape(-1, 4).astype(np.float64),
-            "ds": _np(det_scores).reshape(-1).astype(np.float64), "dl": _np(det_labels).reshape(-1),
-        })
+        self.images.append(
+            {
+                "gt": gb,
+                "gl": _np(gt_labels).reshape(-1),
+                "crowd": _np(gt_crowd).reshape(-1).astype(bool),
+                "area": areas.astype(np.float64),
+                "db": _np(det_boxes).reshape(-1, 4).astype(np.float64),
+                "ds": _np(det_scores).reshape(-1).astype(np.float64),
+                "dl": _np(det_labels).reshape(-1),
+            }
+        )
 
     def _match(self, im: dict, label: int, area_range: tuple[float, float]):
         """COCOeval.evaluateImg for one image and class: (scores, matched [T, D], ignored [T, D], #gt)."""

@@ -58,8 +58,13 @@ class FasterRCNN(nn.Module):
     """``forward(images, image_sizes, targets)``: losses in training, detections in eval mode."""
 
     def __init__(
-        self, backbone: nn.Module, num_classes: int, rpn: RPNSettings = RPNSettings(),
-        head: HeadSettings = HeadSettings(), freeze_at: int = 2, freeze_bn: bool = True,
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        rpn: RPNSettings = RPNSettings(),  # noqa: B008 (frozen dataclasses: immutable defaults)
+        head: HeadSettings = HeadSettings(),
+        freeze_at: int = 2,
+        freeze_bn: bool = True,
     ) -> None:
         super().__init__()
         check_backbone(backbone)
@@ -88,7 +93,7 @@ class FasterRCNN(nn.Module):
                     module.requires_grad_(False)
         self.train()
 
-    def train(self, mode: bool = True) -> "FasterRCNN":
+    def train(self, mode: bool = True) -> FasterRCNN:
         super().train(mode)
         if self.freeze_bn:  # eval-mode BN: use (and never update) the pre-trained statistics
             for module in self.backbone.modules():
@@ -112,7 +117,10 @@ class FasterRCNN(nn.Module):
         return self.cls_score(x).float(), self.bbox_pred(x).float()
 
     def forward(
-        self, images: torch.Tensor, image_sizes: list[tuple[int, int]], targets: list[dict] | None = None,
+        self,
+        images: torch.Tensor,
+        image_sizes: list[tuple[int, int]],
+        targets: list[dict] | None = None,
         generator: torch.Generator | None = None,
     ):
         features = self.features(images)
@@ -190,9 +198,9 @@ class FasterRCNN(nn.Module):
 
 
 def _to_rois(proposals: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([
-        torch.cat((torch.full((len(p), 1), float(i), device=p.device), p), 1) for i, p in enumerate(proposals)
-    ])
+    return torch.cat(
+        [torch.cat((torch.full((len(p), 1), float(i), device=p.device), p), 1) for i, p in enumerate(proposals)]
+    )
 
 
 __all__ = ["FasterRCNN", "HeadSettings", "RPNSettings"]

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
 
-from ..engine.checkpoint import load_checkpoint, load_model, resolve_checkpoint
-from ..data.imagenet_augment import IMAGENET_MEAN, IMAGENET_STD
+from ..checkpoints.checkpoint import load_checkpoint, load_model, resolve_checkpoint
+from ..data.imagenet_stats import IMAGENET_MEAN, IMAGENET_STD
+from ..engine.precision import autocast_for
+from ..engine.progress import PLAIN_EVERY_SECONDS, Progress
 from ..models import build_model, model_info
 from ..models.interop import load_state_dict, read_state_dict, strip_prefixes
 from .config import DetectionConfig, config_from_dict
 from .datasets import (
-    COCODetection, ConcatDetection, Sample, SyntheticDetection, VOCDetection, batch_images, resize_sample,
+    COCODetection,
+    ConcatDetection,
+    Sample,
+    SyntheticDetection,
+    VOCDetection,
+    batch_images,
+    resize_sample,
 )
 from .evaluate import COCOEvaluator, VOCEvaluator
 from .model import FasterRCNN, HeadSettings
@@ -23,7 +31,9 @@ from .rpn import RPNSettings
 CHECKPOINT_KIND = "faster_rcnn_c4"
 
 
-def _backbone(config: DetectionConfig, options: dict | None = None) -> tuple[torch.nn.Module, tuple | None, tuple | None, dict]:
+def _backbone(
+    config: DetectionConfig, options: dict | None = None
+) -> tuple[torch.nn.Module, tuple | None, tuple | None, dict]:
     """The ResNet with its pre-trained weights, the pixel mean/std those weights expect (None:
     unknown, the recipe's apply) and the ``build_model`` options it was built with.
 
@@ -83,8 +93,8 @@ def _resnetlab_metadata(path: Path) -> tuple[str, dict, object] | None:
 
     from safetensors import safe_open
 
-    from ..engine.checkpoint import FORMAT
-    from ..inference.loading import preprocess_from_json
+    from ..checkpoints.checkpoint import FORMAT
+    from ..checkpoints.loading import preprocess_from_json
 
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -106,8 +116,9 @@ def _is_resnetlab(path: Path) -> bool:
         return False
 
 
-def build_detector(config: DetectionConfig, num_classes: int,
-                   backbone_options: dict | None = None) -> tuple[FasterRCNN, tuple, tuple]:
+def build_detector(
+    config: DetectionConfig, num_classes: int, backbone_options: dict | None = None
+) -> tuple[FasterRCNN, tuple, tuple]:
     """The C4 Faster R-CNN of ``config`` and the pixel (mean, std) its input needs.
 
     ``backbone_options``: ``build_model`` options of a saved detector's backbone; by default
@@ -115,14 +126,20 @@ def build_detector(config: DetectionConfig, num_classes: int,
     """
     backbone, mean, std, options = _backbone(config, backbone_options)
     rpn = RPNSettings(
-        anchor_sizes=config.anchor_sizes, anchor_ratios=config.anchor_ratios, batch_size=config.rpn_batch_size,
-        positive_fraction=config.rpn_positive_fraction, nms_iou=config.rpn_nms_iou,
+        anchor_sizes=config.anchor_sizes,
+        anchor_ratios=config.anchor_ratios,
+        batch_size=config.rpn_batch_size,
+        positive_fraction=config.rpn_positive_fraction,
+        nms_iou=config.rpn_nms_iou,
         pre_nms_top_n=(config.rpn_pre_nms_train, config.rpn_pre_nms_test),
         post_nms_top_n=(config.rpn_post_nms_train, config.rpn_post_nms_test),
     )
     head = HeadSettings(
-        pooler=config.pooler, pool_size=config.pool_size, batch_size=config.roi_batch_size,
-        positive_fraction=config.roi_positive_fraction, nms_iou=config.test_nms_iou,
+        pooler=config.pooler,
+        pool_size=config.pool_size,
+        batch_size=config.roi_batch_size,
+        positive_fraction=config.roi_positive_fraction,
+        nms_iou=config.test_nms_iou,
         score_threshold=config.score_threshold,
     )
     model = FasterRCNN(backbone, num_classes, rpn, head, freeze_at=config.freeze_at, freeze_bn=config.freeze_bn)
@@ -136,8 +153,13 @@ def build_dataset(config: DetectionConfig, data: str | Path | None, train: bool)
         # A different seed for the test images: none of them is seen in training.
         seed = config.seed if train else config.seed + 1_000_003
         size = config.synthetic_size
-        return SyntheticDetection(size, config.synthetic_train if train else config.synthetic_test, seed,
-                                  min_side=max(4, round(size * 0.1)), max_side=max(8, round(size * 0.375)))
+        return SyntheticDetection(
+            size,
+            config.synthetic_train if train else config.synthetic_test,
+            seed,
+            min_side=max(4, round(size * 0.1)),
+            max_side=max(8, round(size * 0.375)),
+        )
     if data is None:
         raise ValueError(f"dataset {config.dataset!r} needs --data DIR")
     data = Path(data)
@@ -164,15 +186,21 @@ class Detector:
     iteration: int = 0
 
     @torch.no_grad()
-    def predict(self, images: list[torch.Tensor], autocast: bool = False) -> list[dict[str, torch.Tensor]]:
-        """uint8 ``[3, H, W]`` images of any size -> boxes (in their pixels), scores, labels."""
+    def predict(self, images: list[torch.Tensor], precision: str = "fp32") -> list[dict[str, torch.Tensor]]:
+        """uint8 ``[3, H, W]`` images of any size -> boxes (in their pixels), scores, labels;
+        ``precision`` as ``engine.precision.autocast_for`` takes it (``fp32``, ``bf16``, ``fp16``)."""
         self.model.eval()
-        samples = [resize_sample(Sample(im, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long),
-                                        torch.zeros(0, dtype=torch.bool)), self.config.min_size, self.config.max_size)
-                   for im in images]
+        samples = [
+            resize_sample(
+                Sample(im, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool)),
+                self.config.min_size,
+                self.config.max_size,
+            )
+            for im in images
+        ]
         batch, sizes = batch_images([s.image for s in samples], self.mean, self.std)
         device = next(self.model.parameters()).device  # the model's device; results come back on the CPU
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        with autocast_for(device, precision):
             outputs = self.model(batch.to(device), sizes)
         results = []
         for sample, out in zip(samples, outputs):
@@ -206,33 +234,47 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu") -> Detec
     model, _, _ = build_detector(config, len(payload["classes"]), dict(payload.get("backbone_options", {})))
     load_state_dict(model, payload["model"], source=str(path))
     model.to(device).eval()
-    return Detector(model, config, tuple(payload["classes"]), tuple(payload["pixel_mean"]),
-                    tuple(payload["pixel_std"]), int(payload.get("iteration", 0)))
+    return Detector(
+        model,
+        config,
+        tuple(payload["classes"]),
+        tuple(payload["pixel_mean"]),
+        tuple(payload["pixel_std"]),
+        int(payload.get("iteration", 0)),
+    )
 
 
-def evaluate_detector(detector: Detector, dataset, limit: int | None = None, autocast: bool = False) -> dict:
-    """VOC mAP@0.5 (area and 11-point) and COCO AP on ``dataset`` (ground truth at original size)."""
+def evaluate_detector(
+    detector: Detector,
+    dataset,
+    limit: int | None = None,
+    precision: str = "fp32",
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress_tty: bool | None = None,
+) -> dict:
+    """VOC mAP@0.5 (area and 11-point) and COCO AP on ``dataset`` (ground truth at original size).
+    ``progress``: a bar on a terminal stderr, else a plain line every 30 s (to ``log``, default stderr)."""
     voc = VOCEvaluator(len(detector.classes))
     coco = COCOEvaluator(len(detector.classes))
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    for index in range(count):
-        sample = dataset[index]
-        det = detector.predict([sample.image], autocast=autocast)[0]
-        voc.add(sample.boxes, sample.labels, sample.ignore, det["boxes"], det["scores"], det["labels"])
-        coco.add(sample.boxes, sample.labels, sample.ignore, det["boxes"], det["scores"], det["labels"],
-                 gt_areas=sample.areas)
+    with Progress(
+        count, tty=progress_tty, log=log, desc="eval", unit="img", plain_every=PLAIN_EVERY_SECONDS, disable=not progress
+    ) as bar:
+        for index in range(count):
+            sample = dataset[index]
+            det = detector.predict([sample.image], precision=precision)[0]
+            voc.add(sample.boxes, sample.labels, sample.ignore, det["boxes"], det["scores"], det["labels"])
+            coco.add(
+                sample.boxes,
+                sample.labels,
+                sample.ignore,
+                det["boxes"],
+                det["scores"],
+                det["labels"],
+                gt_areas=sample.areas,
+            )
+            bar.update(index + 1)
     v = voc.compute()
     return {"images": count, "mAP50": v["mAP"], "mAP50_07": v["mAP_07"], "ap50_per_class": v["ap"], **coco.compute()}
-
-
-def draw_detections(image: torch.Tensor, detection: dict, classes: tuple[str, ...], threshold: float = 0.5) -> Image.Image:
-    """The image with every box scoring at least ``threshold``, labelled with class and score."""
-    picture = Image.fromarray(image.permute(1, 2, 0).numpy())
-    draw = ImageDraw.Draw(picture)
-    for box, score, label in zip(detection["boxes"].tolist(), detection["scores"].tolist(), detection["labels"].tolist()):
-        if score < threshold:
-            continue
-        colour = ((label * 97) % 256, (label * 57 + 80) % 256, (label * 151 + 160) % 256)
-        draw.rectangle(box, outline=colour, width=2)
-        draw.text((box[0] + 2, box[1] + 1), f"{classes[label - 1]} {score:.2f}", fill=colour)
-    return picture

@@ -60,7 +60,7 @@ def roi_pool_reference(
     max pooling's, which finds the arg-max (much faster than the general masked search).
     """
     ph, pw = _pair(output_size)
-    n, c, height, width = features.shape
+    _, c, height, width = features.shape
     if len(rois) == 0:
         return features.new_zeros(0, c, ph, pw)
     coords = _round_half_away(rois[:, 1:].detach().float() * torch.tensor(spatial_scale, dtype=torch.float32))
@@ -76,7 +76,7 @@ def roi_pool_reference(
             if rows_exact and cols_exact:
                 # Parts of the RoI beyond the map are padded with the lowest value: they never win a
                 # bin that reaches into the map, and bins wholly outside are marked empty (0).
-                crop = image[:, max(y1, 0):min(y1 + h, height), max(x1, 0):min(x1 + w, width)]
+                crop = image[:, max(y1, 0) : min(y1 + h, height), max(x1, 0) : min(x1 + w, width)]
                 pad = (max(-x1, 0), max(x1 + w - width, 0), max(-y1, 0), max(y1 + h - height, 0))
                 if any(pad):
                     crop = F.pad(crop, pad, value=torch.finfo(crop.dtype).min)
@@ -98,7 +98,8 @@ def roi_pool_reference(
                 rows = torch.from_numpy((span_y >= row_lo[:, None]) & (span_y < row_hi[:, None]))
                 cols = torch.from_numpy((span_x >= col_lo[:, None]) & (span_x < col_hi[:, None]))
                 ys, xs, empty = _masked_argmax(
-                    image[:, top:bottom, left:right], rows.to(features.device), cols.to(features.device))
+                    image[:, top:bottom, left:right], rows.to(features.device), cols.to(features.device)
+                )
                 ys, xs = ys + top, xs + left
                 valid[k, 0] = ~empty
             channel = torch.arange(c, device=features.device)[:, None, None]
@@ -111,7 +112,11 @@ def _sample_axis(start: torch.Tensor, size: torch.Tensor, pooled: int, grid: int
     """Bilinear sample positions along one axis: low/high indices and weights ``[K, pooled*grid]``."""
     steps = torch.arange(pooled * grid, device=start.device, dtype=start.dtype)
     bin_size = size / pooled
-    pos = start[:, None] + (steps // grid)[None] * bin_size[:, None] + ((steps % grid) + 0.5)[None] * (bin_size / grid)[:, None]
+    pos = (
+        start[:, None]
+        + (steps // grid)[None] * bin_size[:, None]
+        + ((steps % grid) + 0.5)[None] * (bin_size / grid)[:, None]
+    )
     valid = (pos >= -1.0) & (pos <= limit)
     pos = pos.clamp(min=0)
     low = pos.floor().long()
@@ -124,7 +129,7 @@ def _sample_axis(start: torch.Tensor, size: torch.Tensor, pooled: int, grid: int
 
 
 def _align_group(features, rois, ph, pw, gh, gw, spatial_scale, aligned) -> torch.Tensor:
-    n, c, height, width = features.shape
+    _, c, height, width = features.shape
     offset = 0.5 if aligned else 0.0
     boxes = rois[:, 1:].to(features.dtype) * spatial_scale - offset
     h_size, w_size = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
@@ -134,13 +139,16 @@ def _align_group(features, rois, ph, pw, gh, gw, spatial_scale, aligned) -> torc
     x_lo, x_hi, wx_lo, wx_hi = _sample_axis(boxes[:, 0], w_size, pw, gw, width)
     batch = rois[:, 0].long()
     # Separable bilinear interpolation: first along y (gather rows), then along x (gather columns).
-    rows = (features[batch[:, None], :, y_lo] * wy_lo[:, :, None, None]
-            + features[batch[:, None], :, y_hi] * wy_hi[:, :, None, None])  # [K, Sy, C, W]
+    rows = (
+        features[batch[:, None], :, y_lo] * wy_lo[:, :, None, None]
+        + features[batch[:, None], :, y_hi] * wy_hi[:, :, None, None]
+    )  # [K, Sy, C, W]
     k, sy = rows.shape[:2]
     idx_lo = x_lo[:, None, None, :].expand(k, sy, c, -1)
     idx_hi = x_hi[:, None, None, :].expand(k, sy, c, -1)
-    samples = (rows.gather(3, idx_lo) * wx_lo[:, None, None, :]
-               + rows.gather(3, idx_hi) * wx_hi[:, None, None, :])  # [K, Sy, C, Sx]
+    samples = (
+        rows.gather(3, idx_lo) * wx_lo[:, None, None, :] + rows.gather(3, idx_hi) * wx_hi[:, None, None, :]
+    )  # [K, Sy, C, Sx]
     samples = samples.permute(0, 2, 1, 3).reshape(k, c, ph, gh, pw, gw)
     return samples.mean(dim=(3, 5))
 
@@ -159,7 +167,7 @@ def roi_align_reference(
     torchvision does; RoIs sharing a grid are then computed together.
     """
     ph, pw = _pair(output_size)
-    n, c, height, width = features.shape
+    _, c, _, width = features.shape
     out = features.new_zeros(len(rois), c, ph, pw)
     if len(rois) == 0:
         return out
@@ -175,7 +183,7 @@ def roi_align_reference(
         index = torch.nonzero((grids[:, 0] == gh) & (grids[:, 1] == gw)).flatten().to(rois.device)
         chunk = max(1, _CHUNK_ELEMENTS // max(1, ph * gh * c * max(width, pw * gw)))
         for start in range(0, len(index), chunk):
-            part = index[start:start + chunk]
+            part = index[start : start + chunk]
             out[part] = _align_group(features, rois[part], ph, pw, gh, gw, spatial_scale, aligned)
     return out
 
@@ -187,7 +195,12 @@ def roi_pool(features, rois, output_size, spatial_scale: float = 1.0, impl: str 
 
 
 def roi_align(
-    features, rois, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = False,
+    features,
+    rois,
+    output_size,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
     impl: str = "auto",
 ) -> torch.Tensor:
     if use_torchvision(impl):
@@ -195,4 +208,3 @@ def roi_align(
             features, rois.to(features.dtype), _pair(output_size), spatial_scale, sampling_ratio, aligned
         )
     return roi_align_reference(features, rois, output_size, spatial_scale, sampling_ratio, aligned)
-

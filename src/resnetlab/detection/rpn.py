@@ -59,7 +59,10 @@ class RegionProposalNetwork(nn.Module):
         self.head = RPNHead(in_channels, channels, len(self.base))
 
     def forward(
-        self, features: torch.Tensor, image_sizes: list[tuple[int, int]], targets: list[dict] | None = None,
+        self,
+        features: torch.Tensor,
+        image_sizes: list[tuple[int, int]],
+        targets: list[dict] | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         s = self.settings
@@ -93,8 +96,10 @@ class RegionProposalNetwork(nn.Module):
             labels, matched = label_anchors(anchors, gt, s.positive_iou, s.negative_iou)
             height, width = size
             inside = (
-                (anchors[:, 0] >= -s.straddle) & (anchors[:, 1] >= -s.straddle)
-                & (anchors[:, 2] < width + s.straddle) & (anchors[:, 3] < height + s.straddle)
+                (anchors[:, 0] >= -s.straddle)
+                & (anchors[:, 1] >= -s.straddle)
+                & (anchors[:, 2] < width + s.straddle)
+                & (anchors[:, 3] < height + s.straddle)
             )
             labels[~inside] = -1  # Sec. 3.1.3: cross-boundary anchors are ignored in training
             labels = sample_labels(labels, s.batch_size, s.positive_fraction, generator)
@@ -104,7 +109,8 @@ class RegionProposalNetwork(nn.Module):
         sampled = labels >= 0
         positive = labels == 1
         count = sampled.sum().clamp(min=1)
-        objectness = F.binary_cross_entropy_with_logits(
-            logits[sampled], labels[sampled].float(), reduction="sum") / count
+        objectness = (
+            F.binary_cross_entropy_with_logits(logits[sampled], labels[sampled].float(), reduction="sum") / count
+        )
         box = smooth_l1(deltas[positive] - box_targets[positive], beta=1 / 9).sum() / count
         return {"rpn_objectness": objectness, "rpn_box": box}

@@ -13,17 +13,9 @@ from __future__ import annotations
 import torch
 
 from ..data.arrays import ImageArrays
-from ..data.augment import pad_channels_last, random_crop_flip
+from ..data.cifar_augment import pad_channels_last, random_crop_flip
 from ..data.preprocess import Preprocess
-
-EPOCH_STREAM = 0x5EED_0001
-AUGMENT_STREAM = 0x5EED_0002
-
-
-def seeded_generator(seed: int, stream: int, index: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed((seed * 1_000_003 + stream * 7_919 + index) % (2**63 - 1))
-    return g
+from ..seeding import AUGMENT_STREAM, EPOCH_STREAM, seeded_generator
 
 
 class DeviceBatches:

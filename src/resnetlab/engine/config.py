@@ -1,4 +1,5 @@
-"""Training configuration: one frozen dataclass, recipes as small TOML files, ``--set`` overrides.
+"""Training configuration: one frozen dataclass, recipes as small TOML files, ``--set`` overrides
+(read by ``config_loader``, the loader every configuration shares).
 
 Every field is a knob of the paper's recipe (Sec. 3.4, 4.2) or of the machine; units are in the
 comments. Schedules count iterations, as the paper does; epochs are derived.
@@ -7,10 +8,11 @@ comments. Schedules count iterations, as the paper does; epochs are derived.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-from dataclasses import dataclass, field, fields
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .config_loader import build_config, field_names, merge_overrides, read_toml, shipped_names
+from .config_loader import parse_override as _parse_override
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -112,10 +114,20 @@ class TrainConfig:
         def positive(key: str, allow_zero: bool = False) -> None:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-                raise ValueError(f"{key} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+                raise ValueError(
+                    f"{key} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}"
+                )
 
-        for key in ("iterations", "batch_size", "log_every", "eval_every", "checkpoint_every",
-                    "warmup_max_iterations", "plateau_patience", "eval_batch_size"):
+        for key in (
+            "iterations",
+            "batch_size",
+            "log_every",
+            "eval_every",
+            "checkpoint_every",
+            "warmup_max_iterations",
+            "plateau_patience",
+            "eval_batch_size",
+        ):
             positive(key)
         for key in ("val_size", "pad", "seed", "plateau_min_iterations", "plateau_max_divisions"):
             positive(key, allow_zero=True)
@@ -126,8 +138,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         # bool is an int subclass: without the explicit test, `warmup_lr = true` would train at 1.0.
-        if self.warmup_lr is not None and (isinstance(self.warmup_lr, bool) or not isinstance(self.warmup_lr, (int, float))
-                                           or self.warmup_lr <= 0):
+        if self.warmup_lr is not None and (
+            isinstance(self.warmup_lr, bool) or not isinstance(self.warmup_lr, (int, float)) or self.warmup_lr <= 0
+        ):
             raise ValueError(f"warmup_lr must be a positive number or absent, got {self.warmup_lr!r}")
         if self.pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {PIPELINES}, got {self.pipeline!r}")
@@ -161,20 +174,24 @@ class TrainConfig:
         if not isinstance(self.model_options, dict):
             raise ValueError(f"model_options must be a table, got {self.model_options!r}")
         milestones = tuple(self.milestones)
-        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones) or list(
+            milestones
+        ) != sorted(milestones):
             raise ValueError(f"milestones must be increasing positive iterations, got {self.milestones!r}")
         object.__setattr__(self, "milestones", milestones)
         if self.scale_range[1] > UPPER_BOUNDS["test_resize"]:
-            raise ValueError(f"scale_range must lie within [crop_size, {UPPER_BOUNDS['test_resize']}], "
-                             f"got {list(self.scale_range)!r}")
+            raise ValueError(
+                f"scale_range must lie within [crop_size, {UPPER_BOUNDS['test_resize']}], "
+                f"got {list(self.scale_range)!r}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
-    def scaled(self, fraction: float) -> "TrainConfig":
+    def scaled(self, fraction: float) -> TrainConfig:
         """The same recipe on ``fraction`` of the iterations, every milestone scaled with it."""
         if not 0 < fraction <= 1:
             raise ValueError(f"budget must be in (0, 1], got {fraction!r}")
@@ -196,44 +213,14 @@ class TrainConfig:
         )
 
 
-FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
+FIELD_NAMES = field_names(TrainConfig)
+TABLE_KEYS = ("model_options",)  # ``--set model_options.shortcut=B`` sets one entry
 
 
 def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
-    unknown = sorted(set(values) - set(FIELD_NAMES))
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(FIELD_NAMES)}")
-    values = dict(values)
-    for key in ("milestones", "scale_range"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
-    try:
-        return TrainConfig(**values)
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
-
-
-def shipped_names(folder: str) -> list[str]:
-    """Names of the TOML files shipped in ``resnetlab/<folder>/`` (recipes, campaigns)."""
-    where = resources.files("resnetlab") / folder
-    return sorted(p.name[:-5] for p in where.iterdir() if p.name.endswith(".toml"))
-
-
-def read_toml(name_or_path: str | Path, folder: str, what: str) -> tuple[dict, str, str]:
-    """A shipped TOML file by name (``resnetlab/<folder>/<name>.toml``) or a ``.toml`` path:
-    ``(values, source, stem)``, ``source`` naming it in error messages."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" and path.is_file():
-        text, source, stem = path.read_text(), str(path), path.stem
-    else:
-        resource = resources.files("resnetlab") / folder / f"{name_or_path}.toml"
-        if not resource.is_file():
-            raise ValueError(f"unknown {what} {str(name_or_path)!r}; shipped {what}s: {', '.join(shipped_names(folder))}")
-        text, source, stem = resource.read_text(), f"{what} {name_or_path}", str(name_or_path)
-    try:
-        return tomllib.loads(text), source, stem
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{source}: not valid TOML: {error}") from None
+    """A ``TrainConfig`` from a recipe or a run's ``config.json``; keys an older version did not
+    record take their defaults (fields are only ever added)."""
+    return build_config(TrainConfig, values, source)
 
 
 def recipe_names() -> list[str]:
@@ -248,25 +235,24 @@ def load_recipe(name_or_path: str | Path) -> TrainConfig:
 
 def parse_override(item: str) -> tuple[str, object]:
     """``key=value`` with a TOML value (``lr=0.05``, ``milestones=[100, 200]``); bare words are strings."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-    if key not in FIELD_NAMES and not key.startswith("model_options."):
-        raise ValueError(f"--set {key}: unknown key; valid keys: {', '.join(FIELD_NAMES)}")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+    return _parse_override(item, FIELD_NAMES, TABLE_KEYS)
 
 
 def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
-    values = config.to_dict()
-    for item in items:
-        key, value = parse_override(item)
-        if key.startswith("model_options."):
-            values["model_options"] = {**values["model_options"], key.split(".", 1)[1]: value}
-        else:
-            values[key] = value
+    """``config`` with the ``--set KEY=VALUE`` items applied in order."""
+    values = merge_overrides(config.to_dict(), items, FIELD_NAMES, TABLE_KEYS)
     return config_from_dict(values, source="--set")
+
+
+def resolve_recipe(
+    recipe: str | Path, *, budget: float | None = None, changes: dict | None = None, overrides: list[str] = ()
+) -> TrainConfig:
+    """What ``resnetlab train`` trains, and a campaign's run with it: the recipe, on ``budget`` of
+    its schedule, then ``changes`` (typed values of ``--data``, ``--iterations``, ``--seed``,
+    ``--device``), then the ``--set`` items, in that order."""
+    config = load_recipe(recipe)
+    if budget is not None:
+        config = config.scaled(budget)
+    if changes:
+        config = config_from_dict({**config.to_dict(), **changes}, source="command line")
+    return apply_overrides(config, list(overrides))

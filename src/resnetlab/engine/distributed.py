@@ -27,7 +27,7 @@ class DistInfo:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, environ: dict) -> "DistInfo":
+    def from_env(cls, environ: dict) -> DistInfo:
         """torchrun's variables; a plain process is rank 0 of 1."""
         try:
             return cls(

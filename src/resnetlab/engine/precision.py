@@ -45,7 +45,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto": bf16 where the hardware computes it natively (several times faster), else fp32;
+    """ "auto": bf16 where the hardware computes it natively (several times faster), else fp32;
     fp16 with loss scaling on CUDA devices without bf16."""
     if precision == "auto":
         if device.type == "cuda":
@@ -61,6 +61,15 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
+    """One SGD step on ``loss``: gradients zeroed, back-propagated through the loss scaler (active
+    only in fp16, where small gradients would underflow; a pass-through otherwise), then applied."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def describe_segments(segments: list[dict], key: str, end: int) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from tqdm.auto import tqdm
 
@@ -20,9 +21,18 @@ class Progress:
     ``tty``: None asks the stream. ``log``: where plain lines and ``message`` lines go (default: the
     stream). ``plain_every``: seconds between plain lines (0: every update)."""
 
-    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None, tty: bool | None = None,
-                 log: Callable[[str], None] | None = None, desc: str = "", unit: str = "it",
-                 plain_every: float = 0.0, disable: bool = False) -> None:
+    def __init__(
+        self,
+        total: int,
+        start: int = 0,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        log: Callable[[str], None] | None = None,
+        desc: str = "",
+        unit: str = "it",
+        plain_every: float = 0.0,
+        disable: bool = False,
+    ) -> None:
         self.total, self.start_count, self.desc, self.unit = total, start, desc, unit
         self.stream = stream or sys.stderr
         self.tty = (hasattr(self.stream, "isatty") and self.stream.isatty()) if tty is None else tty
@@ -33,8 +43,16 @@ class Progress:
         self._count = start
         self.bar = None
         if self.tty and not disable:
-            self.bar = tqdm(total=total, initial=start, file=self.stream, desc=desc or None, unit=unit,
-                            dynamic_ncols=True, leave=True, smoothing=0.1)
+            self.bar = tqdm(
+                total=total,
+                initial=start,
+                file=self.stream,
+                desc=desc or None,
+                unit=unit,
+                dynamic_ncols=True,
+                leave=True,
+                smoothing=0.1,
+            )
 
     def _write_line(self, line: str) -> None:
         self.stream.write(line + "\n")
@@ -77,7 +95,7 @@ class Progress:
             self.bar.close()
             self.bar = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -47,9 +47,6 @@ class LRSchedule:
             passed = self.divisions
         return c.lr * c.lr_factor**passed
 
-    def needs_train_error(self, iteration: int) -> bool:
-        return self.warmup_active
-
     def observe_train_error(self, iteration: int, error: float) -> bool:
         """Report the recent training error; True when this ends the warm-up."""
         if not self.warmup_active:
@@ -69,8 +66,11 @@ class LRSchedule:
             self.best_error, self.bad_evaluations = error, 0
             return
         self.bad_evaluations += 1
-        if (self.bad_evaluations >= c.plateau_patience and self.divisions < c.plateau_max_divisions
-                and iteration - self.last_division_at >= c.plateau_min_iterations):
+        if (
+            self.bad_evaluations >= c.plateau_patience
+            and self.divisions < c.plateau_max_divisions
+            and iteration - self.last_division_at >= c.plateau_min_iterations
+        ):
             self.divisions += 1
             self.bad_evaluations = 0
             self.last_division_at = iteration

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..data.imagenet import ImageIndex, index_split
-from ..data.imagenet_augment import (
-    AUGMENT_PRESETS, IMAGENET_STD, AugmentingCollate, BatchAugment, ColorStats, estimate_color_stats,
-)
+from ..data.imagenet_augment import AUGMENT_PRESETS, AugmentingCollate, BatchAugment
+from ..data.imagenet_color import ColorStats, estimate_color_stats
 from ..data.imagenet_loader import Collate, FolderDataset
+from ..data.imagenet_stats import IMAGENET_STD
 from ..data.images import ImageDecodeError
 from ..data.preprocess import Preprocess
-from .batches import AUGMENT_STREAM, EPOCH_STREAM, seeded_generator
+from ..evaluation.counts import EvalCounts
+from ..evaluation.protocols import decode_config_for, evaluate_counts
+from ..seeding import AUGMENT_STREAM, EPOCH_STREAM, seeded_generator
 from .config import TrainConfig
-from .data import TrainData
 from .distributed import DistInfo
-from .evaluate import LOSS_NOT_MEASURED
-from .protocols import EvalCounts, decode_config_for, evaluate_counts
+from .train_data import TrainData
 
 
 class _PositionedSampler(Sampler[int]):
@@ -57,15 +57,26 @@ class _PositionedSampler(Sampler[int]):
 class StreamBatches:
     """Iteration -> (augmented normalised images, labels) from a JPEG folder."""
 
-    def __init__(self, index: ImageIndex, config: TrainConfig, augment: BatchAugment, *,
-                 device: torch.device, dist_info: DistInfo) -> None:
+    def __init__(
+        self,
+        index: ImageIndex,
+        config: TrainConfig,
+        augment: BatchAugment,
+        *,
+        device: torch.device,
+        dist_info: DistInfo,
+    ) -> None:
         if len(index) < config.batch_size:
             raise ValueError(f"batch_size {config.batch_size} exceeds the {len(index)} training images")
         if config.batch_size % dist_info.world_size:
-            raise ValueError(f"batch_size {config.batch_size} must be divisible by the {dist_info.world_size} processes")
+            raise ValueError(
+                f"batch_size {config.batch_size} must be divisible by the {dist_info.world_size} processes"
+            )
         self.config, self.augment, self.device = config, augment, device
         self.decode = augment.config.decode_config(config.on_error)
-        self.sampler = _PositionedSampler(len(index), config.batch_size, config.seed, dist_info.rank, dist_info.world_size)
+        self.sampler = _PositionedSampler(
+            len(index), config.batch_size, config.seed, dist_info.rank, dist_info.world_size
+        )
         self.steps_per_epoch = self.sampler.steps_per_epoch
         # Without an accelerator the main process is busy training: augment inside the decoding
         # workers instead, where it runs in parallel (measured faster on CPU hosts: see
@@ -74,11 +85,14 @@ class StreamBatches:
         self.in_workers = device.type == "cpu" and config.workers > 0
         self.worker_collate = AugmentingCollate(self.decode, augment, seed=config.seed) if self.in_workers else None
         self.loader = DataLoader(
-            FolderDataset(index, self.decode), batch_size=config.batch_size // dist_info.world_size,
-            sampler=self.sampler, num_workers=config.workers,
+            FolderDataset(index, self.decode),
+            batch_size=config.batch_size // dist_info.world_size,
+            sampler=self.sampler,
+            num_workers=config.workers,
             collate_fn=self.worker_collate or Collate(self.decode),
             # Not persistent: a new epoch (or a resume) re-sends the sampler position and seed.
-            pin_memory=device.type == "cuda", persistent_workers=False,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
             prefetch_factor=4 if config.workers else None,
         )
         self._iterator: Iterator | None = None
@@ -103,9 +117,13 @@ class StreamBatches:
             memory = torch.channels_last if self.config.channels_last else torch.contiguous_format
             return batch.images.contiguous(memory_format=memory), batch.labels
         # The whole batch shares one generator per iteration; each process draws for its share.
-        images = self.augment(batch.images, batch.sizes, batch.transposed,
-                              seeded_generator(self.config.seed + 7919 * self.sampler.rank, AUGMENT_STREAM, iteration),
-                              channels_last=self.config.channels_last)
+        images = self.augment(
+            batch.images,
+            batch.sizes,
+            batch.transposed,
+            seeded_generator(self.config.seed + 7919 * self.sampler.rank, AUGMENT_STREAM, iteration),
+            channels_last=self.config.channels_last,
+        )
         return images, batch.labels
 
 
@@ -117,8 +135,9 @@ class _Evaluator:
     fewer images than the split holds without saying so.
     """
 
-    def __init__(self, index: ImageIndex, preprocess: Preprocess, config: TrainConfig, device: torch.device,
-                 dist_info: DistInfo) -> None:
+    def __init__(
+        self, index: ImageIndex, preprocess: Preprocess, config: TrainConfig, device: torch.device, dist_info: DistInfo
+    ) -> None:
         self.shard = index.subset(range(dist_info.rank, len(index), dist_info.world_size))
         self.decode = decode_config_for("1crop", preprocess, config.on_error)
         self.preprocess, self.config, self.device = preprocess, config, device
@@ -134,8 +153,12 @@ class _Evaluator:
                 yield list(batch.images), batch.labels
 
     def __call__(self, model, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
-        loader = DataLoader(FolderDataset(self.shard, self.decode), batch_size=self.config.eval_batch_size,
-                            num_workers=self.config.workers, collate_fn=Collate(self.decode))
+        loader = DataLoader(
+            FolderDataset(self.shard, self.decode),
+            batch_size=self.config.eval_batch_size,
+            num_workers=self.config.workers,
+            collate_fn=Collate(self.decode),
+        )
         scorer = _Scorer(model, self.preprocess)
         was_training = model.training
         try:
@@ -143,9 +166,7 @@ class _Evaluator:
                 counts: EvalCounts = evaluate_counts([scorer], self._batches(loader), "1crop")
         finally:
             model.train(was_training)
-        # Loss is not part of the protocol's counts.
-        return torch.tensor([counts.n, counts.top1_wrong, counts.top5_wrong, LOSS_NOT_MEASURED],
-                            dtype=torch.float64, device=self.device)
+        return counts.as_tensor(self.device)  # the loss is not measured by the 1-crop protocol
 
 
 class _Scorer:
@@ -153,8 +174,9 @@ class _Scorer:
         self.model, self.preprocess = model, preprocess
 
 
-def imagenet_data(config: TrainConfig, *, device: torch.device, dist_info: DistInfo,
-                  cache_dir: Path | None) -> TrainData:
+def imagenet_data(
+    config: TrainConfig, *, device: torch.device, dist_info: DistInfo, cache_dir: Path | None
+) -> TrainData:
     root = Path(config.data or "")
     if not (root / "train").is_dir():
         raise FileNotFoundError(f"the imagenet pipeline needs DATA/train/<class>/*.JPEG; no {root / 'train'}")
@@ -172,13 +194,24 @@ def imagenet_data(config: TrainConfig, *, device: torch.device, dist_info: DistI
     augment_config = dataclasses.replace(preset, crop=config.crop_size, scale_range=tuple(config.scale_range))
     if augment_config.style == "paper":
         # Per-pixel mean of the training images, estimated once from a sample and cached (Sec. 3.4).
-        stats = estimate_color_stats(train_set, sample_size=config.mean_sample, resize_to=config.test_resize,
-                                     crop=config.crop_size, cache_dir=cache_dir, workers=config.workers)
+        stats = estimate_color_stats(
+            train_set,
+            sample_size=config.mean_sample,
+            resize_to=config.test_resize,
+            crop=config.crop_size,
+            cache_dir=cache_dir,
+            workers=config.workers,
+        )
         std = (1.0, 1.0, 1.0)
     else:
         stats, std = ColorStats(), IMAGENET_STD
-    preprocess = Preprocess(input_size=config.crop_size, resize="shorter_side", resize_to=config.test_resize,
-                            mean_image=stats.mean_image, std=tuple(std))
+    preprocess = Preprocess(
+        input_size=config.crop_size,
+        resize="shorter_side",
+        resize_to=config.test_resize,
+        mean_image=stats.mean_image,
+        std=tuple(std),
+    )
     batches = StreamBatches(train_set, config, BatchAugment(augment_config, stats), device=device, dist_info=dist_info)
     evaluators = {"test": _Evaluator(test, preprocess, config, device, dist_info)}
     if val is not None:

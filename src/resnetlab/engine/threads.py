@@ -55,7 +55,7 @@ def policy_environment(wait_policy: str) -> dict[str, str]:
     if policy in ("passive", "active"):
         return {"OMP_WAIT_POLICY": policy.upper()}
     if policy.startswith("spin:"):
-        count = policy[len("spin:"):]
+        count = policy[len("spin:") :]
         if count.isdigit():
             return {"GOMP_SPINCOUNT": str(int(count))}
     raise ValueError(f"wait policy must be 'default', 'passive', 'active' or 'spin:N', got {wait_policy!r}")

@@ -10,21 +10,18 @@ normalisation (``/ 255``, minus the mean image, ``/ std``) itself; resizing and 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import logging
-import os
-import re
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoints.checkpoint import LoadedModel
 from ..data.preprocess import Preprocess
-from ..engine.checkpoint import LoadedModel, remove_stale_temporaries
+from ..seeding import generator as seeded_cpu_generator
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 EXPORTERS = ("auto", "dynamo", "torchscript")
@@ -33,61 +30,6 @@ EXPORTERS = ("auto", "dynamo", "torchscript")
 # paths emit the same opset; onnxruntime has run it since 1.14.
 DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
-
-
-def refuse_existing(path: str | Path, overwrite: bool) -> None:
-    """An output file is replaced only when asked; a folder is never an output file."""
-    path = Path(path)
-    for parent in path.parents:  # the first existing ancestor must be a folder
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(parent))
-            break
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name for --out", str(path))
-    if path.exists() and not overwrite:
-        raise FileExistsError(errno.EEXIST, "already exists; pass --overwrite to replace it", str(path))
-
-
-@contextlib.contextmanager
-def staged_output(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; after the block succeeds it becomes ``path`` in one
-    rename. On any failure (a failed verification included) only the temporary file is removed, so
-    a file already at ``path`` is never lost, and without ``overwrite`` it is never replaced.
-
-    The temporary keeps ``path``'s suffix (exporters and ``save_weights`` choose the format by it)
-    and lives in the same folder, so the rename never crosses file systems.
-    """
-    path = Path(path)
-    refuse_existing(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stale = re.compile(re.escape(f".{path.stem}.") + r"(?P<pid>\d+)" + re.escape(f".tmp{path.suffix}"))
-    remove_stale_temporaries(path.parent, stale)  # left by an export killed mid-write
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        # Created here, so an unwritable folder is one clear OSError, not an exporter's traceback.
-        tmp.open("wb").close()
-    except PermissionError:
-        raise PermissionError(errno.EACCES, "Permission denied (cannot write into this folder)", str(path.parent)) from None
-    try:
-        yield tmp
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _publish_new(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _publish_new(tmp: Path, path: Path) -> None:
-    """Give ``tmp`` the name ``path`` only if nothing took that name while we were writing."""
-    try:
-        os.link(tmp, path)  # atomic, and fails rather than replace a file that appeared meanwhile
-    except FileExistsError:
-        raise FileExistsError(errno.EEXIST, "appeared while writing; pass --overwrite to replace it", str(path)) from None
-    except OSError:  # a file system without hard links: check, then rename
-        refuse_existing(path, overwrite=False)
-        os.replace(tmp, path)
 
 
 class WithPreprocess(nn.Module):
@@ -121,7 +63,7 @@ def exportable(loaded: LoadedModel, include_preprocess: bool = False) -> nn.Modu
 
 def example_input(loaded: LoadedModel, include_preprocess: bool, batch: int = 2) -> torch.Tensor:
     size = loaded.preprocess.input_size
-    generator = torch.Generator().manual_seed(0)
+    generator = seeded_cpu_generator(0)
     if include_preprocess:
         return torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator)
     return torch.randn(batch, 3, size, size, generator=generator)
@@ -174,16 +116,33 @@ def export_onnx(
     x = example_input(loaded, include_preprocess)
     with _quiet(), torch.no_grad():
         if kind == "dynamo":
-            dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("height", min=8),
-                    3: torch.export.Dim("width", min=8)}
+            dims = {
+                0: torch.export.Dim("batch", min=1),
+                2: torch.export.Dim("height", min=8),
+                3: torch.export.Dim("width", min=8),
+            }
             torch.onnx.export(
-                module, (x,), str(path), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME], dynamic_shapes=(dims,), external_data=False, verbose=False,
+                module,
+                (x,),
+                str(path),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=(dims,),
+                external_data=False,
+                verbose=False,
             )
         else:
             torch.onnx.export(
-                module, (x,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME], do_constant_folding=True,
+                module,
+                (x,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                do_constant_folding=True,
                 dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}},
             )
     return path

@@ -6,14 +6,14 @@ cannot be read becomes a ``Prediction`` with ``error`` set and never stops the o
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import torch
 
+from ..checkpoints.checkpoint import LoadedModel
 from ..data.images import ImageDecodeError, is_image_file
-from ..engine.checkpoint import LoadedModel
 from .transforms import load_image
 
 
@@ -55,8 +55,10 @@ def expand_paths(inputs: Iterable[str | Path]) -> list[Path]:
         item = Path(item)
         if item.is_dir():
             found = sorted(
-                p for p in item.rglob("*")
-                if p.is_file() and is_image_file(p)
+                p
+                for p in item.rglob("*")
+                if p.is_file()
+                and is_image_file(p)
                 and not any(part.startswith(".") for part in p.relative_to(item).parts)
             )
             paths.extend(found)
@@ -67,7 +69,7 @@ def expand_paths(inputs: Iterable[str | Path]) -> list[Path]:
 
 def _batches(paths: list[Path], batch_size: int) -> Iterator[list[Path]]:
     for start in range(0, len(paths), batch_size):
-        yield paths[start:start + batch_size]
+        yield paths[start : start + batch_size]
 
 
 def class_name(loaded: LoadedModel, index: int) -> str:
@@ -85,9 +87,7 @@ def predict_tensor(loaded: LoadedModel, images: torch.Tensor, topk: int = 5) -> 
     ]
 
 
-def predict(
-    loaded: LoadedModel, paths: Iterable[str | Path], topk: int = 5, batch_size: int = 64
-) -> list[Prediction]:
+def predict(loaded: LoadedModel, paths: Iterable[str | Path], topk: int = 5, batch_size: int = 64) -> list[Prediction]:
     """Classify image files (or directories of them) under the checkpoint's test preprocessing.
 
     Returns one ``Prediction`` per file in input order; ``topk`` is capped at the number of classes.

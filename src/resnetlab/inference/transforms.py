@@ -3,7 +3,7 @@
 Geometry (resize, centre crop) happens on the PIL image with the rules of the evaluation code, so
 ``predict`` sees the pixels ``resnetlab evaluate`` sees: JPEG draft decoding and a PIL bilinear
 resize of the shorter side as the data workers do (``data.imagenet_loader.load_resized``, sizes from
-its ``scaled_size``), then the centre crop of ``engine.protocols.one_crop_views`` (offsets rounded
+its ``scaled_size``), then the centre crop of ``evaluation.views.one_crop_views`` (offsets rounded
 down). The pixel arithmetic (``/ 255``, minus the mean image, ``/ std``) is ``Preprocess.normalize``
 itself, applied to the batch.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..data.images import open_image, pil_to_tensor
 from ..data.imagenet_loader import scaled_size
+from ..data.images import open_image, pil_to_tensor
 from ..data.preprocess import Preprocess
 
 
@@ -37,7 +37,7 @@ def shorter_side_size(width: int, height: int, shorter: int) -> tuple[int, int]:
 
 def center_crop_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
     """The (left, top, right, bottom) box of a centred crop, offsets rounded down as in
-    ``engine.protocols.one_crop_views``."""
+    ``evaluation.views.one_crop_views``."""
     left, top = (width - size) // 2, (height - size) // 2
     return left, top, left + size, top + size
 
@@ -84,6 +84,10 @@ def load_image(path: str | Path, preprocess: Preprocess) -> torch.Tensor:
 
 
 __all__ = [
-    "center_crop_box", "load_image", "prepare_image", "prepare_tensor",
-    "resize_and_crop", "shorter_side_size",
+    "center_crop_box",
+    "load_image",
+    "prepare_image",
+    "prepare_tensor",
+    "resize_and_crop",
+    "shorter_side_size",
 ]

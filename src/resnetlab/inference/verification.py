@@ -9,15 +9,17 @@ excused only where the reference's own top-1/top-2 gap is within that tolerance 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from ..engine.checkpoint import LoadedModel
-from .export import DEFAULT_OPSET, INPUT_NAME, export_onnx, export_torchscript, staged_output
-from .loading import load_any, save_safetensors
+from ..checkpoints.atomic import staged_output
+from ..checkpoints.checkpoint import LoadedModel
+from ..checkpoints.loading import load_any, save_safetensors
+from ..seeding import generator as seeded_cpu_generator
+from .export import DEFAULT_OPSET, INPUT_NAME, export_onnx, export_torchscript
 from .transforms import prepare_tensor
 
 DEFAULT_RTOL = 1e-4
@@ -55,8 +57,10 @@ class Check:
 
     def describe(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
-        return (f"{self.name}: max |diff| {self.max_abs_diff:.3g} (limit {self.limit:.3g}), "
-                f"top-1 differs on {self.top1_mismatches}/{self.samples} -> {verdict}")
+        return (
+            f"{self.name}: max |diff| {self.max_abs_diff:.3g} (limit {self.limit:.3g}), "
+            f"top-1 differs on {self.top1_mismatches}/{self.samples} -> {verdict}"
+        )
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,13 @@ class VerifyReport:
 def compare_logits(name: str, reference: torch.Tensor, candidate: torch.Tensor, tolerance: Tolerance) -> Check:
     reference, candidate = reference.float(), torch.as_tensor(candidate).float()
     if reference.shape != candidate.shape:
-        return Check(f"{name} (shape {tuple(candidate.shape)} != {tuple(reference.shape)})",
-                     float("inf"), tolerance.limit(reference), reference.shape[0], reference.shape[0])
+        return Check(
+            f"{name} (shape {tuple(candidate.shape)} != {tuple(reference.shape)})",
+            float("inf"),
+            tolerance.limit(reference),
+            reference.shape[0],
+            reference.shape[0],
+        )
     limit = tolerance.limit(reference)
     top2 = reference.topk(min(2, reference.shape[1]), dim=1).values
     gap = top2[:, 0] - top2[:, -1] if top2.shape[1] > 1 else torch.full_like(top2[:, 0], float("inf"))
@@ -97,12 +106,15 @@ def verification_inputs(
     """
     native = loaded.preprocess.input_size
     sizes = sizes or (native, native * 3 // 2)
-    generator = torch.Generator().manual_seed(1)
+    generator = seeded_cpu_generator(1)
     inputs = []
     for batch, size in zip((1, 3, 2, 2), sizes):
         shape = (batch, 3, size, size)
-        x = (torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator) if include_preprocess
-             else torch.randn(shape, generator=generator))
+        x = (
+            torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+            if include_preprocess
+            else torch.randn(shape, generator=generator)
+        )
         inputs.append((f"random {'x'.join(map(str, shape))}", x))
     if real_images is not None and len(real_images):
         images = torch.stack([prepare_tensor(image, loaded.preprocess) for image in real_images])
@@ -126,9 +138,11 @@ def _reference(loaded: LoadedModel, include_preprocess: bool) -> Callable[[torch
     """The library's own path: ``Preprocess.normalize`` + model for pixels, the model otherwise."""
     if include_preprocess:
         return loaded.predict_logits
+
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return loaded.model(x)
+
     return run
 
 
@@ -167,6 +181,7 @@ def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], torch.Tenso
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return module(x)
+
     return run
 
 
@@ -195,12 +210,15 @@ def export_verified(
     if fmt not in ("onnx", "torchscript", "safetensors"):
         raise ValueError(f"format must be one of onnx, torchscript, safetensors, got {fmt!r}")
     if fmt == "safetensors" and include_preprocess:
-        raise ValueError("--include-preprocess applies to onnx and torchscript; safetensors "
-                         "always carries the preprocessing as metadata")
+        raise ValueError(
+            "--include-preprocess applies to onnx and torchscript; safetensors "
+            "always carries the preprocessing as metadata"
+        )
     with staged_output(out, overwrite=overwrite) as tmp:
         if fmt == "onnx":
-            export_onnx(loaded, tmp, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess,
-                        exporter=exporter)
+            export_onnx(
+                loaded, tmp, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess, exporter=exporter
+            )
             runner, target = onnx_runner(tmp), "ONNX (onnxruntime)"
         elif fmt == "torchscript":
             export_torchscript(loaded, tmp, include_preprocess=include_preprocess)
@@ -208,14 +226,24 @@ def export_verified(
         else:
             save_safetensors(loaded, tmp)
             runner, target = safetensors_runner(tmp, False), "safetensors (load_any)"
-        report = verify(target, runner, loaded, include_preprocess=include_preprocess,
-                        real_images=real_images, tolerance=tolerance)
+        report = verify(
+            target, runner, loaded, include_preprocess=include_preprocess, real_images=real_images, tolerance=tolerance
+        )
         if not report.ok:
             raise ExportVerificationError(f"{report.describe()}\nexported model disagrees; {out} not written")
     return report
 
 
 __all__ = [
-    "Check", "ExportVerificationError", "Tolerance", "VerifyReport", "compare_logits", "dataset_images",
-    "export_verified", "onnx_runner", "torchscript_runner", "verification_inputs", "verify",
+    "Check",
+    "ExportVerificationError",
+    "Tolerance",
+    "VerifyReport",
+    "compare_logits",
+    "dataset_images",
+    "export_verified",
+    "onnx_runner",
+    "torchscript_runner",
+    "verification_inputs",
+    "verify",
 ]

@@ -39,9 +39,7 @@ class ShortcutA(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(
-                f"option A cannot reduce channels ({in_channels} -> {out_channels}); use B or C"
-            )
+            raise ValueError(f"option A cannot reduce channels ({in_channels} -> {out_channels}); use B or C")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
@@ -65,9 +63,7 @@ class Projection(nn.Sequential):
         super().__init__(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-def make_shortcut(
-    option: str, in_channels: int, out_channels: int, stride: int
-) -> nn.Module | None:
+def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
     """The shortcut of one block, or ``None`` for a pure identity.
 
     A: identity, zero-padding where dimensions increase. B: projection only where dimensions
@@ -83,11 +79,49 @@ def make_shortcut(
     return None
 
 
-class BasicBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """What basic and bottleneck blocks share: ``y = relu(F(x) + shortcut(x))`` (Eq. 1-2), or
+    ``y = relu(F(x))`` with ``residual=False`` (the plain net of Sec. 3.3).
+
+    A subclass builds its layers, then calls ``_add_shortcut`` last, so that ``downsample`` comes
+    after them in the state dict as in torchvision's files; it defines ``residual_function`` (F)
+    and names its last BN (``last_bn_name``: zero-initialised by ``zero_init_last_bn``) and the BN
+    layers whose outputs Fig. 7 plots (``response_names``).
+    """
+
+    expansion = 1
+    last_bn_name = ""
+    response_names: tuple[str, ...] = ()
+    __jit_unused_properties__ = ["last_bn"]  # noqa: RUF012 (TorchScript reads this exact list)
+
+    def _add_shortcut(self, option: str, in_channels: int, out_channels: int, stride: int, residual: bool) -> None:
+        self.residual = residual
+        self.downsample = make_shortcut(option, in_channels, out_channels, stride) if residual else None
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        return getattr(self, self.last_bn_name)
+
+    def response_layers(self) -> list[nn.BatchNorm2d]:
+        """BN layers that close a 3x3 convolution: the responses plotted in Fig. 7."""
+        return [getattr(self, name) for name in self.response_names]
+
+    def residual_function(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.residual_function(x)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
+
+
+class BasicBlock(ResidualBlock):
     """Two 3x3 convolutions (Fig. 5 left): ResNet-18/34 and every CIFAR net."""
 
     expansion = 1
-    __jit_unused_properties__ = ["last_bn"]
+    last_bn_name = "bn2"
+    response_names = ("bn1", "bn2")
 
     def __init__(
         self,
@@ -107,28 +141,14 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(width, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.residual = residual
-        self.downsample = (
-            make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
-        )
+        self._add_shortcut(shortcut, in_channels, out_channels, stride, residual)
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn2
-
-    def response_layers(self) -> list[nn.BatchNorm2d]:
-        """BN layers that close a 3x3 convolution: the responses plotted in Fig. 7."""
-        return [self.bn1, self.bn2]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def residual_function(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu(out)
+        return self.bn2(self.conv2(out))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1x1 reduce -> 3x3 -> 1x1 restore to 4x width (Fig. 5 right): ResNet-50/101/152.
 
     The paper (v1) strides the first 1x1 conv; torchvision (v1.5) strides the 3x3, which costs more
@@ -136,7 +156,8 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
-    __jit_unused_properties__ = ["last_bn"]
+    last_bn_name = "bn3"
+    response_names = ("bn2",)
 
     def __init__(
         self,
@@ -160,22 +181,9 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.residual = residual
-        self.downsample = (
-            make_shortcut(shortcut, in_channels, out_channels, stride) if residual else None
-        )
+        self._add_shortcut(shortcut, in_channels, out_channels, stride, residual)
 
-    @property
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.bn3
-
-    def response_layers(self) -> list[nn.BatchNorm2d]:
-        return [self.bn2]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def residual_function(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.residual:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu(out)
+        return self.bn3(self.conv3(out))

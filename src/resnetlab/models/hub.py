@@ -43,12 +43,13 @@ class HubModel(
 ):
     """A registered network plus what is needed to feed it; ``self.net`` is the network itself.
 
-    ``preprocess`` is the JSON form of ``Preprocess`` (``inference.loading.preprocess_to_json``);
+    ``preprocess`` is the JSON form of ``Preprocess`` (``checkpoints.loading.preprocess_to_json``);
     None means the network's own default is not known and ``to_loaded`` refuses.
     """
 
-    def __init__(self, arch: str, options: dict | None = None, classes: list[str] | None = None,
-                 preprocess: dict | None = None) -> None:
+    def __init__(
+        self, arch: str, options: dict | None = None, classes: list[str] | None = None, preprocess: dict | None = None
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.options = explicit_layout(arch, options or {})
@@ -56,38 +57,56 @@ class HubModel(
         self.preprocess = preprocess
         self.net = build_model(arch, **self.options)
         # The config the mixin writes to config.json: the layout explicit, as in our checkpoints.
-        self._hub_mixin_config = {"arch": arch, "options": self.options, "classes": self.classes,
-                                  "preprocess": preprocess}
+        self._hub_mixin_config = {
+            "arch": arch,
+            "options": self.options,
+            "classes": self.classes,
+            "preprocess": preprocess,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     @classmethod
-    def from_loaded(cls, loaded) -> "HubModel":
+    def from_loaded(cls, loaded) -> HubModel:
         """From an ``inference.LoadedModel`` (``load_any``): the same weights, classes, preprocessing."""
-        from ..inference.loading import preprocess_to_json
+        from ..checkpoints.loading import preprocess_to_json
 
-        hub = cls(loaded.name, options=loaded.options, classes=list(loaded.classes),
-                  preprocess=json.loads(preprocess_to_json(loaded.preprocess)))
+        hub = cls(
+            loaded.name,
+            options=loaded.options,
+            classes=list(loaded.classes),
+            preprocess=json.loads(preprocess_to_json(loaded.preprocess)),
+        )
         hub.net.load_state_dict(loaded.model.state_dict(), strict=True)
         return hub
 
     def to_loaded(self):
         """An ``inference.LoadedModel`` (eval mode) for ``predict`` / evaluation."""
-        from ..engine.checkpoint import LoadedModel
-        from ..inference.loading import preprocess_from_json
+        from ..checkpoints.checkpoint import LoadedModel
+        from ..checkpoints.loading import preprocess_from_json
 
         if self.preprocess is None:
             raise ValueError("this HubModel has no preprocessing recorded; pass preprocess= when creating it")
-        return LoadedModel(model=self.net.eval(), name=self.arch, options=dict(self.options),
-                           classes=tuple(self.classes), preprocess=preprocess_from_json(json.dumps(self.preprocess)),
-                           path=Path(WEIGHTS_FILE), iteration=0)
+        return LoadedModel(
+            model=self.net.eval(),
+            name=self.arch,
+            options=dict(self.options),
+            classes=tuple(self.classes),
+            preprocess=preprocess_from_json(json.dumps(self.preprocess)),
+            path=Path(WEIGHTS_FILE),
+            iteration=0,
+        )
 
     def _metadata(self) -> dict[str, str]:
-        from ..engine.checkpoint import FORMAT
+        from ..checkpoints.checkpoint import FORMAT
 
-        metadata = {"format": FORMAT, "arch": json.dumps({"name": self.arch, "options": self.options}),
-                    "classes": json.dumps(self.classes), "iteration": "0"}
+        metadata = {
+            "format": FORMAT,
+            "arch": json.dumps({"name": self.arch, "options": self.options}),
+            "classes": json.dumps(self.classes),
+            "iteration": "0",
+        }
         if self.preprocess is not None:
             metadata["preprocess"] = json.dumps(self.preprocess)
         return metadata
@@ -98,19 +117,38 @@ class HubModel(
         save_weights(self.net, Path(save_directory) / WEIGHTS_FILE, metadata=self._metadata())
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
-                         map_location: str = "cpu", strict: bool = True, **model_kwargs) -> "HubModel":
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision,
+        cache_dir,
+        force_download,
+        local_files_only,
+        token,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ) -> HubModel:
         from .interop import load_weights
 
         if Path(model_id).is_dir():
             weights = Path(model_id) / WEIGHTS_FILE
         else:
-            weights = Path(hf_hub_download(repo_id=model_id, filename=WEIGHTS_FILE, revision=revision,
-                                           cache_dir=cache_dir, force_download=force_download, token=token,
-                                           local_files_only=local_files_only))
+            weights = Path(
+                hf_hub_download(
+                    repo_id=model_id,
+                    filename=WEIGHTS_FILE,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    token=token,
+                    local_files_only=local_files_only,
+                )
+            )
         hub = cls(**model_kwargs)
         load_weights(hub.net, weights, strict=strict)
         return hub.to(map_location).eval()
 
 
-__all__ = ["HubModel", "WEIGHTS_FILE"]
+__all__ = ["WEIGHTS_FILE", "HubModel"]

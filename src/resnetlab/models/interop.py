@@ -36,9 +36,7 @@ class KeyReport:
                 shown = ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
                 lines.append(f"{title} keys ({len(keys)}): {shown}")
         if self.mismatched:
-            shown = "; ".join(
-                f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched[:limit]
-            )
+            shown = "; ".join(f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched[:limit])
             lines.append(f"mis-shaped keys ({len(self.mismatched)}): {shown}")
         return "\n".join(lines) or "state dict fits exactly"
 
@@ -60,7 +58,7 @@ def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
             stripped = False
             for prefix in _WRAPPER_PREFIXES:
                 if key.startswith(prefix):
-                    key, stripped = key[len(prefix):], True
+                    key, stripped = key[len(prefix) :], True
         out[key] = value
     return out
 
@@ -154,10 +152,15 @@ class StrideChoiceError(ValueError):
 
 
 def stride_choice_message(name: str, source: str, *, python: bool = False) -> str:
-    choose = ('pass stride_on="3x3" (torchvision/timm, v1.5) or stride_on="1x1" (paper v1)' if python
-              else "choose --stride-on 3x3 (torchvision/timm, v1.5) or --stride-on 1x1 (paper v1)")
-    return (f"{source} holds {name} weights without resnetlab metadata, and the weights alone cannot "
-            f"tell where the bottleneck stride sits: {choose}")
+    choose = (
+        'pass stride_on="3x3" (torchvision/timm, v1.5) or stride_on="1x1" (paper v1)'
+        if python
+        else "choose --stride-on 3x3 (torchvision/timm, v1.5) or --stride-on 1x1 (paper v1)"
+    )
+    return (
+        f"{source} holds {name} weights without resnetlab metadata, and the weights alone cannot "
+        f"tell where the bottleneck stride sits: {choose}"
+    )
 
 
 def is_weights_path(weights) -> bool:
@@ -172,7 +175,7 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict |
     checkpoint or ``.safetensors`` with our metadata), the recorded ``{"name", "options"}``."""
     import json
 
-    from ..engine.checkpoint import FORMAT
+    from ..checkpoints.checkpoint import FORMAT
 
     path = Path(path)
     if not path.is_file():
@@ -247,8 +250,11 @@ def load_weights_file(name: str, path: str | Path, options: dict) -> nn.Module:
         recorded = explicit_layout(name, arch.get("options", {}))
         clashing = sorted(k for k, v in options.items() if recorded.get(k, _default_option(info, k)) != v)
         if clashing:
-            raise ValueError(f"{path} records " + ", ".join(f"{k}={recorded.get(k, _default_option(info, k))!r}"
-                                                            for k in clashing) + "; drop or change these options")
+            raise ValueError(
+                f"{path} records "
+                + ", ".join(f"{k}={recorded.get(k, _default_option(info, k))!r}" for k in clashing)
+                + "; drop or change these options"
+            )
         options = {**recorded, **options}
     else:
         if is_bottleneck(name) and "stride_on" not in options:

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoints.atomic import staged_output, write_json
+
 WEIGHTS_ROOT = Path(str(resources.files("resnetlab") / "weights"))
 MANIFEST = "manifest.json"
 
@@ -51,12 +53,14 @@ class Weights:
             raise FileNotFoundError(f"weights {self.name}: file {self.file} is missing from the installation")
         digest = sha256_of(self.file)
         if digest != self.sha256:
-            raise ValueError(f"weights {self.name}: {self.file} has sha256 {digest}, expected {self.sha256} "
-                             f"(a damaged or replaced file; reinstall resnetlab)")
+            raise ValueError(
+                f"weights {self.name}: {self.file} has sha256 {digest}, expected {self.sha256} "
+                f"(a damaged or replaced file; reinstall resnetlab)"
+            )
 
     def load(self, device: str | torch.device = "cpu"):
         """The model rebuilt from the verified file (an ``inference.LoadedModel``, eval mode)."""
-        from ..inference.loading import load_any
+        from ..checkpoints.loading import load_any
 
         self.verify()
         return load_any(self.file, device=device)
@@ -67,9 +71,9 @@ class Weights:
         self.verify()
         return load_file(str(self.file))
 
-    def transforms(self) -> "ImageTransform":
+    def transforms(self) -> ImageTransform:
         """The exact test preprocessing of these weights (a PIL image or uint8 tensor in)."""
-        from ..inference.loading import read_safetensors_preprocess
+        from ..checkpoints.loading import read_safetensors_preprocess
 
         self.verify()
         return ImageTransform(read_safetensors_preprocess(self.file))
@@ -101,8 +105,10 @@ class ImageTransform:
 
     def __repr__(self) -> str:
         p = self.preprocess
-        return (f"ImageTransform(input_size={p.input_size}, resize={p.resize!r}, "
-                f"mean_image={tuple(p.mean_image.shape)}, std={p.std})")
+        return (
+            f"ImageTransform(input_size={p.input_size}, resize={p.resize!r}, "
+            f"mean_image={tuple(p.mean_image.shape)}, std={p.std})"
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -137,7 +143,7 @@ def is_weights_name(text: str, root: Path | None = None) -> bool:
     return isinstance(text, str) and text in _manifest(root or WEIGHTS_ROOT)
 
 
-def resolve_weights(model: str, weights: "str | Weights", root: Path | None = None) -> Weights:
+def resolve_weights(model: str, weights: str | Weights, root: Path | None = None) -> Weights:
     """``build_model``'s ``weights=``: a Weights object, a full name or the data-set tag."""
     if isinstance(weights, Weights):
         chosen = weights
@@ -167,8 +173,10 @@ def ship(run_dir: Path, name: str, into: Path, *, min_iterations: int = 64_000) 
     config = json.loads((run_dir / "config.json").read_text())
     meta_file = json.loads((run_dir / "meta.json").read_text())
     if config["iterations"] < min_iterations or summary["iterations"] != config["iterations"]:
-        raise ValueError(f"{run_dir} trained {summary['iterations']:,} iterations, fewer than the paper's "
-                         f"{min_iterations:,}: only full-schedule runs are shipped")
+        raise ValueError(
+            f"{run_dir} trained {summary['iterations']:,} iterations, fewer than the paper's "
+            f"{min_iterations:,}: only full-schedule runs are shipped"
+        )
     model = name.split(".", 1)[0]
     if summary["model"] != model:
         raise ValueError(f"{run_dir} trained {summary['model']}, not {model}")
@@ -178,27 +186,35 @@ def ship(run_dir: Path, name: str, into: Path, *, min_iterations: int = 64_000) 
         for line in log.read_text().splitlines():
             record = json.loads(line)
             if record.get("run") == run_dir.name and record.get("event") in ("start", "resume"):
-                revisions.append({"from_iteration": record.get("iteration"), "git_revision": record.get("git_revision")})
+                revisions.append(
+                    {"from_iteration": record.get("iteration"), "git_revision": record.get("git_revision")}
+                )
     train_images = summary.get("train_images") or (50_000 - int(config.get("val_size", 0)))
     meta = {
-        "dataset": "CIFAR-10", "data": config.get("data"),
+        "dataset": "CIFAR-10",
+        "data": config.get("data"),
         "data_note": "trained and tested on the CIFAR-10 JPEG copy (quality ~75, 4:2:0 chroma), not the "
-                     "official PNG-exact release; its re-encoding costs accuracy",
-        "recipe": f"cifar10-{model}", "iterations": summary["iterations"], "batch_size": config["batch_size"],
-        "train_images": train_images, "seed": config["seed"], "precision": summary.get("precision"),
-        "test_top1_error": summary["test_top1_error"], "test_top5_error": summary.get("test_top5_error"),
-        "test_images": summary.get("test_images"), "wall_hours": round(summary.get("wall_seconds", 0) / 3600, 2),
-        "git_revision": meta_file.get("git_revision"), "code_revisions": revisions,
-        "params": summary.get("params"), "model_options": summary.get("model_options", {}),
+        "official PNG-exact release; its re-encoding costs accuracy",
+        "recipe": f"cifar10-{model}",
+        "iterations": summary["iterations"],
+        "batch_size": config["batch_size"],
+        "train_images": train_images,
+        "seed": config["seed"],
+        "precision": summary.get("precision"),
+        "test_top1_error": summary["test_top1_error"],
+        "test_top5_error": summary.get("test_top5_error"),
+        "test_images": summary.get("test_images"),
+        "wall_hours": round(summary.get("wall_seconds", 0) / 3600, 2),
+        "git_revision": meta_file.get("git_revision"),
+        "code_revisions": revisions,
+        "params": summary.get("params"),
+        "model_options": summary.get("model_options", {}),
     }
     into.mkdir(parents=True, exist_ok=True)
     target = into / f"{name}.safetensors"
-    tmp = into / f".{name}.tmp"
-    shutil.copyfile(final, tmp)
-    tmp.replace(target)
+    with staged_output(target, overwrite=True) as tmp:
+        shutil.copyfile(final, tmp)
     entries = _manifest(into)
     entries[name] = {"file": target.name, "sha256": sha256_of(target), "meta": meta}
-    tmp = into / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-    tmp.replace(into / MANIFEST)
+    write_json(into / MANIFEST, entries, sort_keys=True)
     return get_weights(name, into)

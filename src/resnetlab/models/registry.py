@@ -7,8 +7,8 @@ figures for it (Table 1, Table 6), which ``resnetlab models`` prints beside the 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -29,11 +29,7 @@ class ModelInfo:
     @property
     def options(self) -> list[str]:
         """Keyword arguments the builder accepts."""
-        return [
-            p.name
-            for p in inspect.signature(self.builder).parameters.values()
-            if p.kind is p.KEYWORD_ONLY
-        ]
+        return [p.name for p in inspect.signature(self.builder).parameters.values() if p.kind is p.KEYWORD_ONLY]
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -73,9 +69,7 @@ def build_model(name: str, weights=None, **options) -> nn.Module:
     valid = info.options
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for {name}; valid options: {', '.join(valid)}"
-        )
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name}; valid options: {', '.join(valid)}")
     if weights is None:
         return info.builder(**options)
     from .interop import is_weights_path, load_weights_file
@@ -88,8 +82,10 @@ def build_model(name: str, weights=None, **options) -> nn.Module:
     trained = dict(chosen.meta.get("model_options", {}))
     clashing = sorted(k for k, v in options.items() if trained.get(k, _default_option(info, k)) != v)
     if clashing:
-        raise ValueError(f"weights {chosen.name} were trained with {', '.join(f'{k}={trained.get(k, _default_option(info, k))!r}' for k in clashing)}; "
-                         f"drop or change these options")
+        raise ValueError(
+            f"weights {chosen.name} were trained with {', '.join(f'{k}={trained.get(k, _default_option(info, k))!r}' for k in clashing)}; "
+            f"drop or change these options"
+        )
     return load_into(info.builder(**{**trained, **options}), chosen)
 
 
@@ -111,8 +107,11 @@ def is_bottleneck(name: str) -> bool:
 
     info = model_info(name)
     digits = "".join(ch for ch in name if ch.isdigit())
-    return (info.family == "imagenet" and digits.isdigit()
-            and IMAGENET_DEPTHS.get(int(digits), ("basic",))[0] == "bottleneck")
+    return (
+        info.family == "imagenet"
+        and digits.isdigit()
+        and IMAGENET_DEPTHS.get(int(digits), ("basic",))[0] == "bottleneck"
+    )
 
 
 def explicit_layout(name: str, options: dict) -> dict:
@@ -192,36 +191,78 @@ _IMAGENET_PAPER = {
 _CIFAR_PAPER = {20: 0.27e6, 32: 0.46e6, 44: 0.66e6, 56: 0.85e6, 110: 1.7e6, 1202: 19.4e6}
 
 for _depth, (_params, _macs) in _IMAGENET_PAPER.items():
-    register_model(ModelInfo(
-        f"resnet{_depth}", "imagenet", _imagenet(_depth, True), 224, _params, _macs,
-        f"ImageNet ResNet-{_depth} (Table 1)",
-    ))
+    register_model(
+        ModelInfo(
+            f"resnet{_depth}",
+            "imagenet",
+            _imagenet(_depth, True),
+            224,
+            _params,
+            _macs,
+            f"ImageNet ResNet-{_depth} (Table 1)",
+        )
+    )
 for _depth in _IMAGENET_PAPER:
     # A plain net has no projection shortcuts, so the option-B parameter count does not apply; the
     # paper states plain-18/34 have the FLOPs of ResNet-18/34 (equal to option A, which has no
     # projections) and gives no figure for deeper plain nets.
     _macs = _IMAGENET_PAPER[_depth][1] if _depth in (18, 34) else None
-    register_model(ModelInfo(
-        f"plain{_depth}", "imagenet", _imagenet(_depth, False), 224, None, _macs,
-        f"ImageNet plain-{_depth}: ResNet-{_depth} without shortcuts",
-    ))
+    register_model(
+        ModelInfo(
+            f"plain{_depth}",
+            "imagenet",
+            _imagenet(_depth, False),
+            224,
+            None,
+            _macs,
+            f"ImageNet plain-{_depth}: ResNet-{_depth} without shortcuts",
+        )
+    )
 for _depth, _params in _CIFAR_PAPER.items():
-    register_model(ModelInfo(
-        f"resnet{_depth}", "cifar", _cifar(_depth, True), 32, _params, None,
-        f"CIFAR-10 ResNet-{_depth}, n={(_depth - 2) // 6} (Sec. 4.2, Table 6)",
-    ))
+    register_model(
+        ModelInfo(
+            f"resnet{_depth}",
+            "cifar",
+            _cifar(_depth, True),
+            32,
+            _params,
+            None,
+            f"CIFAR-10 ResNet-{_depth}, n={(_depth - 2) // 6} (Sec. 4.2, Table 6)",
+        )
+    )
 for _depth in (20, 32, 44, 56, 110):
-    register_model(ModelInfo(
-        f"plain{_depth}", "cifar", _cifar(_depth, False), 32, _CIFAR_PAPER[_depth], None,
-        f"CIFAR-10 plain-{_depth} (Fig. 6 left)",
-    ))
-register_model(ModelInfo(
-    "cifar_resnet", "cifar", _cifar(None, True), 32, None, None,
-    "CIFAR ResNet of any depth 6n+2 (depth=...)",
-))
-register_model(ModelInfo(
-    "cifar_plain", "cifar", _cifar(None, False), 32, None, None,
-    "CIFAR plain net of any depth 6n+2 (depth=...)",
-))
+    register_model(
+        ModelInfo(
+            f"plain{_depth}",
+            "cifar",
+            _cifar(_depth, False),
+            32,
+            _CIFAR_PAPER[_depth],
+            None,
+            f"CIFAR-10 plain-{_depth} (Fig. 6 left)",
+        )
+    )
+register_model(
+    ModelInfo(
+        "cifar_resnet",
+        "cifar",
+        _cifar(None, True),
+        32,
+        None,
+        None,
+        "CIFAR ResNet of any depth 6n+2 (depth=...)",
+    )
+)
+register_model(
+    ModelInfo(
+        "cifar_plain",
+        "cifar",
+        _cifar(None, False),
+        32,
+        None,
+        None,
+        "CIFAR plain net of any depth 6n+2 (depth=...)",
+    )
+)
 register_model(ModelInfo("vgg16", "vgg", _vgg(16), 224, None, 15.3e9, "VGG-16, Table 1 baseline"))
 register_model(ModelInfo("vgg19", "vgg", _vgg(19), 224, None, 19.6e9, "VGG-19, Table 1 baseline"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import SHORTCUTS, STRIDE_ON, BasicBlock, Bottleneck
+from .blocks import SHORTCUTS, STRIDE_ON, BasicBlock, Bottleneck, ResidualBlock
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 STEMS = ("imagenet", "cifar")
@@ -65,7 +65,7 @@ class ResNetConfig:
 class ResNet(nn.Module):
     """Stem -> stages (``layer1``..``layerN``) -> head (global average pool, ``fc``)."""
 
-    __jit_unused_properties__ = ["stages"]
+    __jit_unused_properties__ = ["stages"]  # noqa: RUF012 (TorchScript reads this exact list)
 
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
@@ -131,7 +131,7 @@ class ResNet(nn.Module):
         if self.config.zero_init_last_bn:
             # Goyal et al. (2017): each residual block starts as the identity. Not in the paper.
             for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)):
+                if isinstance(module, ResidualBlock):
                     nn.init.zeros_(module.last_bn.weight)
 
     @property
@@ -185,16 +185,11 @@ def imagenet_resnet(depth: int, *, residual: bool = True, **knobs) -> ResNet:
     return ResNet(config)
 
 
-def cifar_depths(limit: int = 1202) -> list[int]:
-    return [6 * n + 2 for n in range(1, (limit - 2) // 6 + 1)]
-
-
 def cifar_resnet(depth: int, *, residual: bool = True, **knobs) -> ResNet:
     """The CIFAR-10 network of Sec. 4.2: depth 6n+2, three stages of n basic blocks."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(
-            f"CIFAR depth must be 6n+2 (8, 14, 20, 26, 32, 38, 44, 50, 56, ..., 110, ..., 1202), "
-            f"got {depth!r}"
+            f"CIFAR depth must be 6n+2 (8, 14, 20, 26, 32, 38, 44, 50, 56, ..., 110, ..., 1202), got {depth!r}"
         )
     n = (depth - 2) // 6
     knobs.setdefault("shortcut", "A")  # Sec. 4.2: option A everywhere on CIFAR

@@ -9,8 +9,8 @@ Imports nothing heavy, so the CLI can call it before torch loads.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def is_temporary(name: str) -> bool:
@@ -26,8 +26,9 @@ def tensorboard_file(path: Path) -> bool:
     return path.name.startswith("events.out.tfevents.")
 
 
-def holds_only(out: Path, files: tuple[str, ...], folders: dict[str, Callable[[Path], bool]],
-               *, temporaries: bool = False) -> bool:
+def holds_only(
+    out: Path, files: tuple[str, ...], folders: dict[str, Callable[[Path], bool]], *, temporaries: bool = False
+) -> bool:
     """Every entry of ``out`` is one of ``files`` (or, with ``temporaries``, one of our temporary
     files), or a folder named in ``folders`` whose entries are all plain files its test accepts."""
     for entry in out.iterdir():
@@ -36,8 +37,11 @@ def holds_only(out: Path, files: tuple[str, ...], folders: dict[str, Callable[[P
         if entry.is_file() and (entry.name in files or (temporaries and is_temporary(entry.name))):
             continue
         accepts = folders.get(entry.name)
-        if entry.is_dir() and accepts is not None and all(
-                f.is_file() and not f.is_symlink() and accepts(f) for f in entry.iterdir()):
+        if (
+            entry.is_dir()
+            and accepts is not None
+            and all(f.is_file() and not f.is_symlink() and accepts(f) for f in entry.iterdir())
+        ):
             continue
         return False
     return True

@@ -14,26 +14,32 @@ from pathlib import Path
 
 import torch
 
+from ..data.imagenet_stats import IMAGENET_MEAN, IMAGENET_STD
 from ..data.preprocess import Preprocess
-from ..engine.checkpoint import model_payload, save_checkpoint
 from ..models import build_model, model_info
 from ..models.interop import (
-    KeyReport, StrideChoiceError, fill_batch_counters, load_state_dict, read_weights_file, save_weights,
+    KeyReport,
+    StrideChoiceError,
+    fill_batch_counters,
+    load_state_dict,
+    read_weights_file,
+    save_weights,
     stride_choice_message,
 )
 from ..models.registry import explicit_layout, is_bottleneck
-from .export import refuse_existing, staged_output
+from .atomic import refuse_existing, staged_output
+from .checkpoint import model_payload, save_checkpoint
 from .loading import load_any, safetensors_metadata
 
+
 # torchvision's ImageNet evaluation transform (Resize(256), CenterCrop(224), Normalize(mean, std)).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 def imagenet_preprocess() -> Preprocess:
     return Preprocess(
-        input_size=224, resize="shorter_side", resize_to=256,
-        mean_image=torch.tensor(IMAGENET_MEAN).view(3, 1, 1), std=IMAGENET_STD,
+        input_size=224,
+        resize="shorter_side",
+        resize_to=256,
+        mean_image=torch.tensor(IMAGENET_MEAN).view(3, 1, 1),
+        std=IMAGENET_STD,
     )
 
 
@@ -73,8 +79,10 @@ def import_weights(
     refuse_existing(out, overwrite)
     info = model_info(model)
     if info.family == "cifar":
-        raise ValueError(f"{model} is a CIFAR network; weights import covers ImageNet-layout models "
-                         "(resnet18..152, plain*, vgg16/19)")
+        raise ValueError(
+            f"{model} is a CIFAR network; weights import covers ImageNet-layout models "
+            "(resnet18..152, plain*, vgg16/19)"
+        )
     if stride_on is not None and "stride_on" not in info.options:
         raise ValueError(f"{model} has no bottleneck stride to place; drop --stride-on")
     state, arch = read_weights_file(src)
@@ -82,8 +90,9 @@ def import_weights(
     if arch is not None and arch.get("name") == model:  # a resnetlab file records its layout
         recorded = explicit_layout(model, arch.get("options", {})).get("stride_on")
         if stride_on is not None and recorded is not None and stride_on != recorded:
-            raise ValueError(f"{src} is a resnetlab {model} file built with stride_on={recorded}; "
-                             f"drop --stride-on {stride_on}")
+            raise ValueError(
+                f"{src} is a resnetlab {model} file built with stride_on={recorded}; drop --stride-on {stride_on}"
+            )
         stride_on = stride_on or recorded
     if stride_on is not None:
         options["stride_on"] = stride_on

@@ -15,19 +15,12 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Callable, TextIO
 
 import torch
 
-
-def write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
-
+from .atomic import write_text
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../resnetlab
 
@@ -97,8 +90,16 @@ def segments_so_far(meta_path: Path, resume_from: int | None) -> list[dict]:
         return []
     segments = old.get("segments")
     if segments is None:
-        segments = [{"from_iteration": 0, "precision": old.get("precision"), "threads": old.get("threads"),
-                     "git_revision": old.get("git_revision"), "cpu": old.get("cpu"), "started": old.get("started")}]
+        segments = [
+            {
+                "from_iteration": 0,
+                "precision": old.get("precision"),
+                "threads": old.get("threads"),
+                "git_revision": old.get("git_revision"),
+                "cpu": old.get("cpu"),
+                "started": old.get("started"),
+            }
+        ]
     return [s for s in segments if int(s.get("from_iteration", 0)) < resume_from]
 
 
@@ -135,10 +136,11 @@ class MetricsLog:
         if resume_from is not None and self.path.exists():
             # Lines logged after the checkpoint we resume from will be logged again: drop them.
             kept = [
-                line for line in self.path.read_text().splitlines()
+                line
+                for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("iteration", 0) <= resume_from
             ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            write_text(self.path, "".join(line + "\n" for line in kept))  # a kill here keeps the old log
         elif resume_from is None and self.path.exists():
             self.path.unlink()
         try:

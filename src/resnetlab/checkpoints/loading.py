@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 
 from ..data.preprocess import Preprocess
-from ..engine.checkpoint import FORMAT, LoadedModel, load_model, resolve_checkpoint
 from ..models import build_model
 from ..models.interop import load_state_dict, save_weights
 from ..models.registry import explicit_layout
+from .atomic import staged_output
+from .checkpoint import FORMAT, LoadedModel, load_model, resolve_checkpoint
 
 SAFETENSORS_KEYS = ("format", "arch", "classes", "preprocess", "iteration")
 
@@ -53,7 +54,9 @@ def save_safetensors(loaded: LoadedModel, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"safetensors output must end in .safetensors, got {path.name}")
-    return save_weights(loaded.model, path, metadata=safetensors_metadata(loaded))
+    with staged_output(path, overwrite=True) as tmp:
+        save_weights(loaded.model, tmp, metadata=safetensors_metadata(loaded))
+    return path
 
 
 def _load_safetensors(path: Path, device: str | torch.device) -> LoadedModel:
@@ -112,8 +115,12 @@ def load_any(path: str | Path, device: str | torch.device = "cpu") -> LoadedMode
     path = Path(path)
     if path.is_dir() and (path / "final.safetensors").is_file() and not (path / "checkpoints" / "last.pt").is_file():
         path = path / "final.safetensors"  # a finished campaign run keeps its final weights only
-    elif path.is_dir() and (path / "model.safetensors").is_file() and (path / "config.json").is_file() \
-            and not (path / "checkpoints").is_dir():
+    elif (
+        path.is_dir()
+        and (path / "model.safetensors").is_file()
+        and (path / "config.json").is_file()
+        and not (path / "checkpoints").is_dir()
+    ):
         path = path / "model.safetensors"  # a save_pretrained folder (models.hub): our metadata is in it
     if path.suffix == ".safetensors":
         if not path.is_file():
@@ -144,10 +151,14 @@ def foreign_file_message(path: Path, state: dict | None = None) -> str:
         return f"{path} is not a resnetlab checkpoint (format {FORMAT})"
     command = f"resnetlab weights import {path} --model {name or 'NAME'}"
     if name and is_bottleneck(name):
-        return (f"{path} holds {name} weights without resnetlab metadata (format {FORMAT}), and the weights "
-                f"alone cannot tell where the bottleneck stride sits: convert them with `{command} --stride-on 3x3 "
-                f"--out CKPT` (torchvision/timm, v1.5) or `--stride-on 1x1` (paper v1)")
-    return f"{path} holds weights without resnetlab metadata (format {FORMAT}); convert them with `{command} --out CKPT`"
+        return (
+            f"{path} holds {name} weights without resnetlab metadata (format {FORMAT}), and the weights "
+            f"alone cannot tell where the bottleneck stride sits: convert them with `{command} --stride-on 3x3 "
+            f"--out CKPT` (torchvision/timm, v1.5) or `--stride-on 1x1` (paper v1)"
+        )
+    return (
+        f"{path} holds weights without resnetlab metadata (format {FORMAT}); convert them with `{command} --out CKPT`"
+    )
 
 
 def check_checkpoint_file(path: str | Path) -> None:
@@ -180,6 +191,8 @@ def one_line_load_error(error: Exception) -> str:
     text = str(error)
     if "Weights only load failed" in text:
         head = text.split(":", 1)[0] if text.startswith("cannot read checkpoint") else "cannot read checkpoint"
-        return (f"{head}: it holds Python objects besides tensors (a pickled model?); resnetlab reads "
-                "checkpoints with weights_only=True, so save a state dict and convert it with `resnetlab weights import`")
+        return (
+            f"{head}: it holds Python objects besides tensors (a pickled model?); resnetlab reads "
+            "checkpoints with weights_only=True, so save a state dict and convert it with `resnetlab weights import`"
+        )
     return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -7,7 +7,12 @@ A checkpoint is a dict (``torch.save``, loadable with ``weights_only=True``):
   ``stride_on`` is always written out (files from before that lack it were built "1x1", and load so)
 - ``model``: the state dict (torchvision layout, see ``models.interop``)
 - ``classes``: class names; ``preprocess``: ``Preprocess.to_dict()``
-- ``iteration`` and, in training checkpoints, ``config``, ``optimizer``, ``rng`` and ``loader`` state
+- ``iteration`` and, in training checkpoints, the ``TrainState`` (``engine/state.py``): ``config``,
+  ``optimizer``, ``schedule``, ``scaler``, ``rng``, ``best``, ``windows``, ``wall_seconds``
+
+The layout is a contract with the run directories already on disk: ``tests/test_golden_resume.py``
+resumes one written by earlier code and must finish with bitwise the same weights. Writes go through
+``atomic.staged_output``.
 
 A run directory keeps ``checkpoints/last.pt`` (for ``--resume``) and ``checkpoints/best.pt`` (lowest
 validation error); ``resolve_checkpoint`` turns a run directory into the file to use.
@@ -15,8 +20,6 @@ validation error); ``resolve_checkpoint`` turns a run directory into the file to
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,63 +30,16 @@ from ..data.preprocess import Preprocess
 from ..models import build_model
 from ..models.interop import load_state_dict
 from ..models.registry import explicit_layout
+from .atomic import staged_output
 
 FORMAT = "resnetlab/1"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
-
-
-def remove_stale_temporaries(folder: str | Path, pattern: re.Pattern) -> list[Path]:
-    """Delete the files in ``folder`` whose names match ``pattern`` (a regex with a ``pid`` group)
-    and whose writer process no longer exists.
-
-    Atomic writes go through such a temporary file; a kill -9 (or a crash) mid-write leaves it
-    behind. A live pid may still be writing, so only files of dead processes are removed.
-    """
-    removed = []
-    try:
-        candidates = [(p, pattern.fullmatch(p.name)) for p in Path(folder).iterdir()]
-    except OSError:
-        return removed
-    for candidate, match in candidates:
-        if match is None:
-            continue
-        pid = int(match.group("pid"))
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
-        try:
-            candidate.unlink()
-            removed.append(candidate)
-        except OSError:
-            pass  # already gone, or not ours to delete: leave it
-    return removed
-
-
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Write atomically: a crash mid-write never leaves a half checkpoint under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of interrupted writes of this file or of a sibling checkpoint (only our own naming).
-    remove_stale_temporaries(path.parent, re.compile(rf"\.(?:{re.escape(path.name)}|[^/]+\.pt)\.(?P<pid>\d+)\.tmp"))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, **payload}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed write (disk full, Ctrl-C) leaves nothing behind
-        raise
-    return path
+    with staged_output(path, overwrite=True, keep_suffix=False) as tmp, open(tmp, "wb") as handle:
+        torch.save({"format": FORMAT, **payload}, handle)
+    return Path(path)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

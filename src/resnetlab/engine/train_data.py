@@ -8,20 +8,21 @@ and ``imagenet`` (JPEG folders decoded by DataLoader workers, ``stream``).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from ..data.arrays import ImageArrays
-from ..data.augment import mean_image
+from ..data.cifar_augment import mean_image
 from ..data.preprocess import Preprocess
+from ..evaluation.counts import error_counts
 from .batches import DeviceBatches
 from .config import TrainConfig
 from .distributed import DistInfo
-from .evaluate import error_counts
 
 # (model, autocast) -> [n, top1 wrong, top5 wrong, summed loss] on this process's shard (float64)
 Evaluator = Callable[[nn.Module, contextlib.AbstractContextManager], torch.Tensor]
@@ -65,8 +66,15 @@ def array_data(
     # Per-pixel mean of the images we train on (Sec. 4.2); stored in every checkpoint.
     preprocess = Preprocess(input_size=size, resize="none", resize_to=size, mean_image=mean_image(train_set.images))
     batches = DeviceBatches(
-        train_set, preprocess, batch_size=config.batch_size, seed=config.seed, device=device,
-        augment=config.augment, pad=config.pad, rank=dist_info.rank, world_size=dist_info.world_size,
+        train_set,
+        preprocess,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        device=device,
+        augment=config.augment,
+        pad=config.pad,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
     )
 
     def evaluator(split: ImageArrays) -> Evaluator:
@@ -74,8 +82,14 @@ def array_data(
         # counts are summed, so every sample is counted once whatever the dataset size.
         images = preprocess.normalize(split.images[dist_info.rank :: dist_info.world_size]).to(device)
         labels = split.labels[dist_info.rank :: dist_info.world_size].to(device)
-        return lambda model, autocast: error_counts(model, images, labels, batch_size=config.eval_batch_size,
-                                                    autocast=autocast, channels_last=config.channels_last)
+        return lambda model, autocast: error_counts(
+            model,
+            images,
+            labels,
+            batch_size=config.eval_batch_size,
+            autocast=autocast,
+            channels_last=config.channels_last,
+        )
 
     evaluators = {"test": evaluator(test)}
     if val_set is not None:
@@ -87,5 +101,7 @@ def array_data(
 def load_arrays(config: TrainConfig, cache_dir: Path | None) -> tuple[ImageArrays, ImageArrays]:
     from ..data import load_dataset
 
-    return (load_dataset(config.data, "train", cache_dir=cache_dir),
-            load_dataset(config.data, config.test_split, cache_dir=cache_dir))
+    return (
+        load_dataset(config.data, "train", cache_dir=cache_dir),
+        load_dataset(config.data, config.test_split, cache_dir=cache_dir),
+    )

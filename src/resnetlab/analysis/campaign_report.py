@@ -1,0 +1,281 @@
+"""The campaign's report beside the paper: Table 6, Fig. 6 (degradation), the precision control and
+the JPEG penalty, as Markdown for the README's "Reproducing the paper" section.
+
+Everything printed is read from the campaign folder: final test errors from ``summary.json`` (the
+final model, in fp32, never selected on the test set), the latest logged errors of runs still in
+flight (marked as such), hours from the checkpoints, the load from ``campaign-log.jsonl``, the
+precision and hosts from each run's ``meta.json`` segments. A comparison the paper makes is judged
+only once every run it needs has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.precision import describe_segments
+from .campaign_runner import CampaignLog
+from .campaign_status import RunProgress, campaign_progress
+from .jpeg_penalty import JpegPoint, extrapolate_clean_error
+from .paper import TABLE6_ERROR, pretty_name
+
+BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
+DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """One planned run as the report states it."""
+
+    progress: RunProgress
+    model: str
+    budget: float
+    train_images: int
+    precision: str
+    hosts: str
+    median_load: float | None
+    final_train_error: float | None  # mean of the last 5 logged points (one point is one batch's)
+    test_iteration: int | None  # where the latest logged test error was measured
+    jpeg_quality: int | None
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _logged(run_dir: Path) -> tuple[float | None, int | None]:
+    """(mean training error of the last 5 log points, iteration of the latest test error)."""
+    path = run_dir / "metrics.jsonl"
+    train, test_at = [], None
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "train_error" in record:
+            train.append(record["train_error"])
+        if "test_error" in record:
+            test_at = record.get("iteration")
+    return (statistics.fmean(train[-5:]) if train else None), test_at
+
+
+def run_facts(out: Path) -> tuple[str | None, list[RunFacts]]:
+    out = Path(out)
+    campaign, data, progress = campaign_progress(out)
+    loads: dict[str, list[float]] = {}
+    hosts_of: dict[str, set[str]] = {}
+    for record in CampaignLog(out).read():
+        if record.get("event") == "load" and record.get("load") is not None:
+            for name in record.get("runs", []):
+                loads.setdefault(name, []).append(record["load"])
+        elif record.get("event") in ("start", "resume") and record.get("host"):
+            hosts_of.setdefault(record.get("run", ""), set()).add(record["host"])
+    facts = []
+    for planned, p in zip(campaign.runs, progress, strict=True):
+        run_dir = out / planned.name
+        config = planned.config(planned.data_for(data, out))
+        meta, summary = _json(run_dir / "meta.json"), _json(run_dir / "summary.json")
+        segments = meta.get("segments") or ([{"from_iteration": 0, **meta}] if meta else [])
+        precision = summary.get("precision") or (describe_segments(segments, "precision", p.done) if segments else "-")
+        # The campaign log names every host a run started on (with its bf16/AMX features); segments
+        # recorded before that log existed name the CPU only.
+        hosts = sorted(hosts_of.get(planned.name) or {s.get("cpu") for s in segments if s.get("cpu")})
+        train_error, test_at = _logged(run_dir)
+        facts.append(
+            RunFacts(
+                progress=p,
+                model=config.model,
+                budget=planned.budget,
+                train_images=50_000 - config.val_size if config.data else 0,
+                precision=precision,
+                hosts="; ".join(hosts) or "-",
+                median_load=statistics.median(loads[planned.name]) if loads.get(planned.name) else None,
+                final_train_error=train_error,
+                test_iteration=test_at,
+                jpeg_quality=planned.jpeg_quality,
+            )
+        )
+    return data, facts
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _test(f: RunFacts) -> str:
+    """The final model's test error, or the latest logged one of a run in flight (marked)."""
+    p = f.progress
+    if p.test_error is None:
+        return "-"
+    return _pct(p.test_error) if p.state == "finished" else f"({_pct(p.test_error)} at {f.test_iteration or 0:,})"
+
+
+def _hours(f: RunFacts) -> str:
+    if f.progress.state == "pending":
+        return "-"
+    return f"{f.progress.seconds_spent / 3600:.1f}" + ("" if f.progress.state == "finished" else "+")
+
+
+def _load(f: RunFacts) -> str:
+    return "-" if f.median_load is None else f"{f.median_load:.1f}"
+
+
+def table6_section(facts: list[RunFacts]) -> list[str]:
+    lines = [
+        "### Table 6: CIFAR-10 test error at the full schedule (64k iterations, all 50k training images)",
+        "",
+        "| network | paper | ours | state | iterations | precision | hours | load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in facts:
+        if f.budget != 1.0 or f.jpeg_quality is not None:
+            continue
+        p = f.progress
+        lines.append(
+            f"| {pretty_name(f.model)} | {_pct(TABLE6_ERROR.get(f.model))} | {_test(f)} | {p.state} | "
+            f"{p.done:,}/{p.total:,} | {f.precision} | {_hours(f)} | {_load(f)} |"
+        )
+    return lines
+
+
+def _ordering(facts: dict[str, RunFacts], worse: str, better: str, key: str) -> str:
+    a, b = facts.get(worse), facts.get(better)
+    if a is None or b is None or a.progress.state != "finished" or b.progress.state != "finished":
+        return "pending (both runs must finish)"
+    value = (lambda f: f.final_train_error) if key == "train" else (lambda f: f.progress.test_error)
+    va, vb = value(a), value(b)
+    if va is None or vb is None:
+        return "pending"
+    verdict = "holds" if va > vb else "FAILS"
+    return f"{verdict}: {va:.2f}% vs {vb:.2f}%"
+
+
+def degradation_section(facts: list[RunFacts]) -> list[str]:
+    by_name = {f.progress.name: f for f in facts}
+    present = [by_name[n] for n in DEGRADATION if n in by_name]
+    if not present:
+        return []
+    lines = [
+        "### Fig. 6: degradation at a quarter of the schedule (16k iterations, 45k/5k split)",
+        "",
+        "| run | training error (last 5 logs) | validation | test | state | precision | hours | load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in present:
+        p = f.progress
+        lines.append(
+            f"| {pretty_name(f.model)} | {_pct(f.final_train_error)} | {_pct(p.val_error)} | {_test(f)} | "
+            f"{p.state} {p.done:,}/{p.total:,} | {f.precision} | {_hours(f)} | {_load(f)} |"
+        )
+    lines += [
+        "",
+        "The paper's claims (Sec. 4.2, Fig. 6):",
+        f"- plain-56 trains worse than plain-20 (training error): {_ordering(by_name, 'plain56-q', 'plain20-q', 'train')}",
+        f"- plain-56 tests worse than plain-20: {_ordering(by_name, 'plain56-q', 'plain20-q', 'test')}",
+        f"- ResNet-56 tests better than ResNet-20: {_ordering(by_name, 'resnet20-q', 'resnet56-q', 'test')}",
+    ]
+    return lines
+
+
+def precision_section(facts: list[RunFacts]) -> list[str]:
+    by_name = {f.progress.name: f for f in facts}
+    bf16, fp32 = by_name.get("resnet20-q"), by_name.get("resnet20-q-fp32")
+    if bf16 is None or fp32 is None:
+        return []
+    lines = ["### Precision control: ResNet-20, quarter schedule, bf16 autocast vs fp32 (same seed)", ""]
+    if bf16.progress.state == fp32.progress.state == "finished":
+        a, b = bf16.progress.test_error, fp32.progress.test_error
+        lines.append(
+            f"Test error {a:.2f}% ({bf16.precision}) vs {b:.2f}% ({fp32.precision}): difference {a - b:+.2f} points."
+        )
+    else:
+        lines.append(
+            f"Pending: resnet20-q {bf16.progress.state} ({bf16.progress.done:,}/{bf16.progress.total:,}), "
+            f"resnet20-q-fp32 {fp32.progress.state} ({fp32.progress.done:,}/{fp32.progress.total:,})."
+        )
+    return lines
+
+
+def jpeg_section(facts: list[RunFacts], data: str | None, out: Path) -> list[str]:
+    by_name = {f.progress.name: f for f in facts}
+    runs = [by_name.get("resnet20-q")] + [f for f in facts if f.jpeg_quality is not None]
+    if runs[0] is None or len(runs) < 2:
+        return []
+    lines = ["### The JPEG penalty: ResNet-20 at a quarter schedule on copies re-encoded at lower qualities", ""]
+    if not all(f.progress.state == "finished" for f in runs):
+        waiting = ", ".join(f"{f.progress.name} {f.progress.state}" for f in runs if f.progress.state != "finished")
+        return lines + [f"Pending: {waiting}."]
+    if data is None:
+        return lines + ["Needs the campaign's JPEG data to measure the re-encodings' distortion."]
+    points = [JpegPoint(quality=None, folder=Path(data), test_error=runs[0].progress.test_error)]
+    points += [
+        JpegPoint(quality=f.jpeg_quality, folder=out / f"data-jpeg{f.jpeg_quality}", test_error=f.progress.test_error)
+        for f in runs[1:]
+    ]
+    estimate = extrapolate_clean_error(points)
+    return lines + estimate.describe()
+
+
+def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None = None) -> str:
+    """The Markdown section; ``figure``: also draw Fig. 6 from the degradation runs there, linked
+    as ``link`` (default: ``figure`` itself)."""
+    out = Path(out)
+    data, facts = run_facts(out)
+    from .campaign_runner import host_description
+
+    hours = sum(f.progress.seconds_spent for f in facts) / 3600
+    lines = [
+        BEGIN,
+        f"Generated by `resnetlab reproduce report {out}` from the committed campaign folder. Data: "
+        f"{data or 'synthetic'} (the CIFAR-10 JPEG copy, quality ~75 with 4:2:0 chroma, not the PNG-exact "
+        f"release). Test errors are the final model's in fp32 over the 10,000 test images; "
+        f"nothing is selected on the test set. Values in parentheses are runs still in flight, at the "
+        f"iteration shown. Hours: training time on 2-core CPU hosts ({hours:.1f} h so far; "
+        f"hosts: {'; '.join(sorted({h for f in facts for h in f.hosts.split('; ') if h != '-'})) or host_description()}); "
+        "load: the median 1-minute load average sampled while the run trained (2 = both cores busy, "
+        "which is what two campaign jobs side by side do).",
+        "",
+    ]
+    for section in (
+        table6_section(facts),
+        degradation_section(facts),
+        precision_section(facts),
+        jpeg_section(facts, data, out),
+    ):
+        if section:
+            lines += section + [""]
+    if figure is not None:
+        drawn = degradation_figure(out, facts, figure)
+        if drawn is not None:
+            lines += [f"![Fig. 6 at a quarter schedule]({(link or drawn).as_posix()})", ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def degradation_figure(out: Path, facts: list[RunFacts], path: Path) -> Path | None:
+    from .curves import plot_degradation
+
+    runs = {
+        f.model: out / f.progress.name
+        for f in facts
+        if f.progress.name in DEGRADATION and f.progress.state != "pending"
+    }
+    if not runs:
+        return None
+    return plot_degradation(runs, path, title="CIFAR-10 JPEG copy, 16k iterations (1/4 of the paper's schedule)")
+
+
+def update_readme(readme: Path, section: str) -> bool:
+    """Replace the README's text between the report markers; False when it is unchanged."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{readme} has no '{BEGIN}' ... '{END}' markers to put the report between")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    new = head + section + tail
+    if new == text:
+        return False
+    readme.write_text(new)
+    return True

@@ -1,0 +1,166 @@
+"""The campaign report (README section): what it states for finished, in-flight and pending runs,
+its verdicts on the paper's orderings, and the JPEG-penalty extrapolation."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnetlab.analysis.campaign import load_campaign
+from resnetlab.analysis.campaign_report import BEGIN, END, campaign_report, update_readme
+from resnetlab.analysis.campaign_runner import CampaignLog, prepare_folder
+from resnetlab.analysis.jpeg_penalty import JpegPoint, extrapolate_clean_error, quantiser_scale, rms_difference
+
+CAMPAIGN = """
+name = "fake"
+version = 1
+[[run]]
+name = "resnet20"
+recipe = "cifar10-resnet20"
+set = { val_size = 0 }
+[[run]]
+name = "resnet56"
+recipe = "cifar10-resnet56"
+set = { val_size = 0 }
+[[run]]
+name = "plain20-q"
+recipe = "cifar10-plain20"
+budget = 0.25
+[[run]]
+name = "plain56-q"
+recipe = "cifar10-plain56"
+budget = 0.25
+[[run]]
+name = "resnet20-q"
+recipe = "cifar10-resnet20"
+budget = 0.25
+[[run]]
+name = "resnet56-q"
+recipe = "cifar10-resnet56"
+budget = 0.25
+[[run]]
+name = "resnet20-q-fp32"
+recipe = "cifar10-resnet20"
+budget = 0.25
+set = { precision = "fp32" }
+"""
+
+
+def _finished(run_dir: Path, *, test: float, train: float, iterations: int, precision: str, hours: float) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(
+        json.dumps(
+            {"iterations": iterations, "test_top1_error": test, "wall_seconds": hours * 3600, "precision": precision}
+        )
+    )
+    rows = [{"iteration": i * 100, "train_error": train, "images_per_second": 300.0} for i in range(1, 6)]
+    rows.append({"iteration": iterations, "val_error": test + 0.5, "test_error": test + 0.1})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run_dir / "meta.json").write_text(
+        json.dumps({"segments": [{"from_iteration": 0, "precision": precision, "cpu": "Test CPU"}]})
+    )
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "fake.toml").write_text(CAMPAIGN)
+    out = tmp_path / "out"
+    prepare_folder(load_campaign(tmp_path / "fake.toml"), out, "data/cifar")
+    _finished(out / "resnet20", test=9.5, train=1.0, iterations=64_000, precision="bf16", hours=3.0)
+    _finished(out / "plain20-q", test=12.0, train=8.0, iterations=16_000, precision="fp32", hours=1.0)
+    _finished(out / "plain56-q", test=15.0, train=11.0, iterations=16_000, precision="fp32", hours=2.5)
+    _finished(out / "resnet20-q", test=11.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
+    _finished(out / "resnet56-q", test=11.5, train=4.0, iterations=16_000, precision="bf16", hours=2.5)
+    # resnet56 in flight: its latest logged test error, at the iteration of its last log.
+    flying = out / "resnet56"
+    flying.mkdir()
+    (flying / "metrics.jsonl").write_text(json.dumps({"iteration": 2000, "test_error": 30.0}) + "\n")
+    (flying / "checkpoints").mkdir()
+    torch.save({"iteration": 2500, "wall_seconds": 1800.0}, flying / "checkpoints" / "last.pt")
+    (flying / "meta.json").write_text(
+        json.dumps(
+            {
+                "segments": [
+                    {"from_iteration": 0, "precision": "bf16", "cpu": "Test CPU"},
+                    {"from_iteration": 1000, "precision": "fp32", "cpu": "Other CPU"},
+                ]
+            }
+        )
+    )
+    log = CampaignLog(out)
+    for load in (1.0, 2.0, 3.0):
+        log.write("load", runs=["resnet20", "plain20-q"], load=load)
+    return out
+
+
+def test_report_states_each_result_beside_the_paper(folder):
+    text = campaign_report(folder)
+    assert text.startswith(BEGIN) and text.endswith(END)
+    lines = text.splitlines()
+    assert "| ResNet-20 | 8.75% | 9.50% | finished | 64,000/64,000 | bf16 | 3.0 | 2.0 |" in lines
+    # In flight: the latest logged test error in parentheses, with the iteration; mixed precision.
+    assert (
+        "| ResNet-56 | 6.97% | (30.00% at 2,000) | partial | 2,500/64,000 | bf16 (iterations 0-1,000), "
+        "fp32 (1,000-2,500) | 0.5+ | - |"
+    ) in lines
+    assert "| plain-56 | 11.00% | 15.50% | 15.00% | finished 16,000/16,000 | fp32 | 2.5 | - |" in text
+    assert "plain-56 trains worse than plain-20 (training error): holds: 11.00% vs 8.00%" in text
+    assert "plain-56 tests worse than plain-20: holds: 15.00% vs 12.00%" in text
+    # A failed ordering is said, not hidden.
+    assert "ResNet-56 tests better than ResNet-20: FAILS: 11.00% vs 11.50%" in text
+    assert "Pending: resnet20-q finished (16,000/16,000), resnet20-q-fp32 pending (0/16,000)." in text
+    assert "data/cifar" in text and "nothing is selected on the test set" in text
+
+
+def test_readme_section_is_replaced_between_its_markers(tmp_path, folder):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{BEGIN}\nold\n{END}\nafter\n")
+    section = campaign_report(folder)
+    assert update_readme(readme, section) is True
+    assert readme.read_text() == f"# title\n\nbefore\n{section}\nafter\n"
+    assert update_readme(readme, section) is False
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        update_readme(readme, section)
+
+
+def test_jpeg_extrapolation_recovers_a_known_clean_error():
+    # Re-encodings whose added RMS follows the quantiser scale exactly, errors exactly linear in the
+    # distance from clean: the fit must give back the clean error and the penalty.
+    per_scale, clean, slope = 0.05, 8.0, 0.9
+    added = {50: per_scale * quantiser_scale(50), 30: per_scale * quantiser_scale(30)}
+    source = per_scale * quantiser_scale(75)
+    error = {None: clean + slope * source, **{q: clean + slope * math.hypot(source, a) for q, a in added.items()}}
+    points = [JpegPoint(q, Path(f"q{q}"), error[q]) for q in (None, 50, 30)]
+    estimate = extrapolate_clean_error(points, rms=lambda src, copy: added[int(copy.name[1:])])
+    assert estimate.clean_error == pytest.approx(clean)
+    assert estimate.penalty == pytest.approx(slope * source)
+    assert "Extrapolated to no JPEG loss: 8.00% test error" in "\n".join(estimate.describe())
+    with pytest.raises(ValueError, match="source data first"):
+        extrapolate_clean_error(points[1:])
+
+
+def test_rms_difference_of_two_image_trees(tmp_path):
+    pixels = np.random.default_rng(0).integers(10, 240, (8, 8, 3), dtype=np.uint8)
+    for name, shift in (("a", 0), ("b", 3)):
+        folder = tmp_path / name / "test" / "cat"
+        folder.mkdir(parents=True)
+        Image.fromarray(pixels + np.uint8(shift)).save(folder / "0.jpg", quality=100, subsampling=0)
+    assert 2.0 < rms_difference(tmp_path / "a", tmp_path / "b") < 4.0  # a shift of 3, through JPEG at 100
+
+
+def test_cli_writes_the_readme_section_and_links_the_figure_from_the_readme(tmp_path, folder, capsys):
+    from resnetlab.cli import main
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN}\n{END}\n")
+    figure = folder / "fig6.png"
+    assert main(["reproduce", "report", str(folder), "--readme", str(readme), "--figure", str(figure)]) == 0
+    assert figure.is_file() and figure.stat().st_size > 1000
+    assert "![Fig. 6 at a quarter schedule](out/fig6.png)" in readme.read_text()  # relative to the README
+    assert main(["reproduce", "report", str(folder)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == END
