@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from resnetlab.analysis.campaign import campaign_names, load_campaign, parse_campaign
-from resnetlab.analysis.campaign_runner import LOCK_NAME, CampaignLog, _try_lock, continue_campaign
+from resnetlab.analysis.campaign_log import CampaignLog
+from resnetlab.analysis.campaign_runner import LOCK_NAME, _try_lock, continue_campaign
 from resnetlab.analysis.campaign_status import campaign_progress, format_status
 from resnetlab.cli import build_parser, main
 from resnetlab.cli.train import resolve_config

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.precision import describe_segments
-from .campaign_runner import CampaignLog
+from .campaign_log import CampaignLog, host_description
 from .campaign_status import RunProgress, campaign_progress
 from .jpeg_penalty import JpegPoint, extrapolate_clean_error
 from .paper import TABLE6_ERROR, pretty_name
@@ -223,8 +223,6 @@ def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None 
     as ``link`` (default: ``figure`` itself)."""
     out = Path(out)
     data, facts = run_facts(out)
-    from .campaign_runner import host_description
-
     hours = sum(f.progress.seconds_spent for f in facts) / 3600
     lines = [
         BEGIN,

@@ -95,6 +95,11 @@ DEFAULT_DEVICE = _DefaultDevice("auto")
 DEVICE_HELP = "torch device: auto (the default: CUDA if present, else CPU), cpu, cuda or cuda:N"
 
 
+def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable): the one override syntax of every command."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def add_device_argument(parser: argparse.ArgumentParser, help: str = DEVICE_HELP, choices=None) -> None:
     parser.add_argument(
         "--device", default=DEFAULT_DEVICE, choices=choices, metavar="DEVICE" if choices is None else None, help=help

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from . import add_set_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list every network with its complexity beside the paper's")
@@ -17,13 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a registered name, e.g. resnet110 (see `resnetlab models`)")
     p.add_argument("--input-size", type=int, help="square input side (default: the model's native size)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="builder option, e.g. --set stride_on=3x3 --set shortcut=A (model_options.KEY as in a recipe works too)",
+    add_set_argument(
+        p, help="builder option, e.g. --set stride_on=3x3 --set shortcut=A (model_options.KEY as in a recipe works too)"
     )
     # The old spelling, kept for scripts written before --set was the one syntax.
     p.add_argument(

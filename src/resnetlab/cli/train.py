@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import UserError, add_device_argument, device_given, progress_printer
+from . import UserError, add_device_argument, add_set_argument, device_given, progress_printer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,14 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "unless --device is given), cpu or cuda",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]",
-    )
+    add_set_argument(p, help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]")
     p.add_argument("--cache-dir", type=Path, help="decoded-dataset cache (default: ~/.cache/resnetlab)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
     p.set_defaults(func=run_train)
