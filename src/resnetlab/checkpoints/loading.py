@@ -18,7 +18,6 @@ from ..data.preprocess import Preprocess
 from ..models import build_model
 from ..models.interop import load_state_dict, save_weights
 from ..models.registry import explicit_layout
-from .atomic import staged_output
 from .checkpoint import FORMAT, LoadedModel, load_model, resolve_checkpoint
 
 SAFETENSORS_KEYS = ("format", "arch", "classes", "preprocess", "iteration")
@@ -54,9 +53,7 @@ def save_safetensors(loaded: LoadedModel, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"safetensors output must end in .safetensors, got {path.name}")
-    with staged_output(path, overwrite=True) as tmp:
-        save_weights(loaded.model, tmp, metadata=safetensors_metadata(loaded))
-    return path
+    return save_weights(loaded.model, path, metadata=safetensors_metadata(loaded))  # atomic
 
 
 def _load_safetensors(path: Path, device: str | torch.device) -> LoadedModel:

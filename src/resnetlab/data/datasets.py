@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..seeding import generator as seeded
 from .arrays import ImageArrays
 from .cifar import CIFAR10_CLASSES, LAYOUTS, NAMES, find_cifar_folder, load_cifar
 from .folder import load_image_folder
@@ -136,5 +137,5 @@ def train_val_split(n: int, val_size: int = 5000, seed: int = 0) -> tuple[torch.
     if val_size < 0:
         raise ValueError(f"val_size must be >= 0, got {val_size}")
     val_size = min(val_size, n // 10)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(n, generator=seeded(seed))
     return order[val_size:].sort().values, order[:val_size].sort().values

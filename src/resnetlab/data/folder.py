@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -128,15 +127,10 @@ def decode_files(
 
 
 def _write_cache(path: Path, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, images=images, labels=labels, classes=np.array(classes))
-        os.replace(tmp, path)  # atomic: a reader sees the old state or the whole file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from ..checkpoints.atomic import staged_output
+
+    with staged_output(path, overwrite=True) as tmp, open(tmp, "wb") as handle:  # a reader sees all or nothing
+        np.savez(handle, images=images, labels=labels, classes=np.array(classes))
 
 
 def _read_cache(path: Path) -> ImageArrays | None:

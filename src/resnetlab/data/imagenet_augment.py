@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from ..seeding import generator as seeded
 from .imagenet_color import ColorStats
 from .imagenet_loader import Batch, Collate, DecodeConfig, scaled_size
 from .imagenet_stats import IMAGENET_STD
@@ -248,7 +249,7 @@ class AugmentingCollate:
         if not len(batch):
             return batch
         digest = hashlib.blake2b(repr((self.seed, batch.indices)).encode(), digest_size=8).digest()
-        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        generator = seeded(int.from_bytes(digest, "little") >> 1)
         return replace(batch, images=self.augment(batch.images, batch.sizes, batch.transposed, generator))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..seeding import generator as seeded
 from .datasets import default_cache_dir
 from .imagenet import ImageIndex
 from .imagenet_loader import DecodeConfig, ImageLoader
@@ -66,7 +67,7 @@ def estimate_color_stats(
     path = cache / f"color-stats-{index.listing_key()}-n{n}-seed{seed}-{resize_to}-{crop}.pt"
     if path.is_file():
         return ColorStats(**torch.load(path, map_location="cpu", weights_only=True))
-    chosen = torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    chosen = torch.randperm(len(index), generator=seeded(seed))[:n].sort().values
     loader = ImageLoader(
         index.subset(chosen.tolist()),
         DecodeConfig(resize_to, upscale=True, collate="list", on_error="skip"),

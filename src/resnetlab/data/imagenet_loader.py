@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..seeding import generator as seeded
 from .imagenet import ImageIndex
 from .images import ImageDecodeError, open_image, pil_to_tensor
 
@@ -205,7 +206,7 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            generator = seeded(self.seed * 1_000_003 + self.epoch)
             order = torch.randperm(self.n, generator=generator).tolist()
         else:
             order = list(range(self.n))

@@ -21,6 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..seeding import generator as seeded
 from .arrays import ImageArrays
 
 CLASSES = (
@@ -190,7 +191,7 @@ def synthetic_split(split: str, n: int, seed: int = 0) -> ImageArrays:
     """One split; train and test draw from separate streams of the same seed."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    g = torch.Generator().manual_seed(2 * seed + (split == "test"))
+    g = seeded(2 * seed + (split == "test"))
     return generate(n, g)
 
 

@@ -26,6 +26,7 @@ from ..checkpoints.rundir import MetricsLog, provenance
 from ..engine.precision import autocast_for, optimizer_step, resolve_precision
 from ..engine.progress import Progress
 from ..engine.train import resolve_device
+from ..seeding import generator as seeded
 from .config import DetectionConfig, precision_of
 from .datasets import batch_images, resize_sample, training_targets
 from .pipeline import Detector, build_dataset, build_detector, detector_payload, evaluate_detector
@@ -130,7 +131,7 @@ def train_detector(
     state = _resume_state(checkpoint_path, config) if resume else None
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = seeded(config.seed)
     train_set = build_dataset(config, data, train=True)
     test_set = build_dataset(config, data, train=False) if evaluate else None
     model, mean, std = build_detector(config, len(train_set.classes))

@@ -113,19 +113,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write the weights as ``.safetensors`` or ``.pt`` (chosen by suffix), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in strip_prefixes(model.state_dict()).items()}
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+    from ..checkpoints.atomic import staged_output
 
-        save_file(state, str(tmp), metadata=metadata)
-    elif path.suffix in (".pt", ".pth"):
-        torch.save(state, tmp)
-    else:
+    path = Path(path)
+    if path.suffix not in (".safetensors", ".pt", ".pth"):
         raise ValueError(f"weights file must end in .safetensors, .pt or .pth, got {path.name}")
-    tmp.replace(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in strip_prefixes(model.state_dict()).items()}
+    with staged_output(path, overwrite=True) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state, str(tmp), metadata=metadata)
+        else:
+            torch.save(state, tmp)
     return path
 
 
