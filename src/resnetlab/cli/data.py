@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from . import UserError
 
@@ -34,26 +33,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_download)
 
 
-class _Progress:
-    """Byte count on one stderr line; ends the line only if something was printed."""
+class _DownloadProgress:
+    """The download's bytes as a tqdm bar on a terminal, a plain line every 10 s otherwise."""
 
     def __init__(self) -> None:
-        self.printed = False
+        self.bar = None
 
     def __call__(self, received: int, total: int | None) -> None:
-        done = f"{received / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
-        print(f"\r  {done}", end="", file=sys.stderr, flush=True)
-        self.printed = True
+        from ..engine.progress import Progress
+
+        if self.bar is None:
+            self.bar = Progress(total=total or 0, desc="download", unit="B", unit_scale=True, plain_every=10.0)
+        self.bar.update(received, "" if self.bar.tty else f"{received / 1e6:.1f} MB")
 
     def close(self) -> None:
-        if self.printed:
-            print(file=sys.stderr)
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run_download(args: argparse.Namespace) -> int:
     from ..data.download import DownloadError, download_cifar
 
-    progress = None if getattr(args, "quiet", False) else _Progress()
+    progress = None if getattr(args, "quiet", False) else _DownloadProgress()
     try:
         folder = download_cifar(
             args.name, args.root, fmt=args.fmt, url=args.url, md5=args.md5, timeout=args.timeout, progress=progress

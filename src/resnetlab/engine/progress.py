@@ -32,6 +32,7 @@ class Progress:
         unit: str = "it",
         plain_every: float = 0.0,
         disable: bool = False,
+        unit_scale: bool = False,
     ) -> None:
         self.total, self.start_count, self.desc, self.unit = total, start, desc, unit
         self.stream = stream or sys.stderr
@@ -49,6 +50,7 @@ class Progress:
                 file=self.stream,
                 desc=desc or None,
                 unit=unit,
+                unit_scale=unit_scale,
                 dynamic_ncols=True,
                 leave=True,
                 smoothing=0.1,
@@ -72,7 +74,7 @@ class Progress:
                 self.bar.set_postfix_str(text, refresh=False)
             return
         now = time.perf_counter()
-        if now - self._last_plain < self.plain_every and count < self.total:
+        if now - self._last_plain < self.plain_every and (not self.total or count < self.total):
             return
         self._last_plain = now
         eta = self.eta(count)

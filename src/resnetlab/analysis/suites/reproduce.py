@@ -9,11 +9,11 @@ its table, findings and figure (``OUT/figures/``) and refresh the index ``OUT/re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...checkpoints.atomic import write_json
 from ..report import SuiteReport, deviation_lines, setup_lines, write_suite_report
 from ..runs import RunSpec, check_config, ensure_run, read_json
 from .options import SuiteOptions
@@ -54,10 +54,12 @@ def reproduce(
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     actions: dict[str, str] = {}
-    for spec in suite.plan(options):
+    specs = suite.plan(options)
+    for k, spec in enumerate(specs, 1):
         if not train_missing:
             check_config(spec.run_dir(out), spec.config)
             continue
+        log(f"run {k} of {len(specs)}: {spec.name}")  # then the run's own progress bar
         actions[spec.name] = ensure_run(
             spec, out, trainer=trainer, log=log, should_stop=should_stop, data=arrays, cache_dir=cache_dir
         )
@@ -65,7 +67,7 @@ def reproduce(
             log(f"interrupted; run the same command again to continue: {options.command()}")
             return SuiteResult("interrupted", None, actions)
     manifest = {**options.to_dict(), "command": options.command()}
-    (out / f"suite-{options.suite}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / f"suite-{options.suite}.json", manifest)
     if suite.measure is not None:
         suite.measure(options, arrays=arrays, cache_dir=cache_dir, log=log)
     path = write_suite_report(out, build_report(options, plot=True))
