@@ -7,10 +7,10 @@ from itertools import count
 import pytest
 import torch
 import torch.nn.functional as F
+from test_train import tiny_config
 
 from resnetlab.data import load_dataset
 from resnetlab.engine import precision as precision_module
-from resnetlab.engine.config import TrainConfig
 from resnetlab.engine.precision import autocast_for, cpu_flags, describe_segments, resolve_precision
 from resnetlab.engine.train import train
 from resnetlab.models import build_model
@@ -55,17 +55,7 @@ def test_describe_segments_names_each_precision_with_its_iterations():
 
 def test_a_run_resumed_in_another_precision_records_where_it_changed(tmp_path, monkeypatch):
     data = load_dataset("synthetic:320", "train"), load_dataset("synthetic", "test").subset(torch.arange(100))
-    config = TrainConfig(
-        model="cifar_resnet",
-        model_options={"depth": 8},
-        iterations=8,
-        batch_size=32,
-        milestones=(4, 6),
-        val_size=0,
-        log_every=4,
-        eval_every=100,
-        checkpoint_every=3,
-    )
+    config = tiny_config(iterations=8, milestones=(4, 6), val_size=0, eval_every=100, checkpoint_every=3)
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
     calls = count()
     train(config, tmp_path / "run", data=data, log=lambda line: None, should_stop=lambda: next(calls) == 5)

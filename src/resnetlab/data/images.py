@@ -116,10 +116,14 @@ def open_image(source: str | Path | bytes, *, draft_size: int | None = None) -> 
     fast = decode_jpeg_fast(data, draft_size=draft_size)
     if fast is not None:
         return Image.fromarray(fast, "RGB")
-    handle = io.BytesIO(data)
+    return _pillow_rgb(data, name, draft_size)
+
+
+def _pillow_rgb(data: bytes, name: str, draft_size: int | None) -> Image.Image:
+    """The Pillow path of ``open_image``: every format, and the errors that name the problem."""
     # Never accept a truncated file as a complete image (PIL's global default, but be explicit).
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with handle:
+    with io.BytesIO(data) as handle:
         try:
             image = Image.open(handle)
             target = _draft_target(*image.size, draft_size) if image.format == "JPEG" else None
@@ -147,4 +151,4 @@ def decode_image(source: str | Path | bytes, *, draft_size: int | None = None) -
     fast = decode_jpeg_fast(data, draft_size=draft_size)
     if fast is not None:
         return torch.from_numpy(fast).permute(2, 0, 1).contiguous()
-    return pil_to_tensor(open_image(data if isinstance(source, bytes) else source, draft_size=draft_size))
+    return pil_to_tensor(_pillow_rgb(data, name, draft_size))  # the bytes already read, not the file again
