@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from resnetlab.analysis.campaign import campaign_names, load_campaign, parse_campaign
+from resnetlab.analysis.campaign_folder import LOCK_NAME, try_lock
 from resnetlab.analysis.campaign_log import CampaignLog
-from resnetlab.analysis.campaign_runner import LOCK_NAME, _try_lock, continue_campaign
+from resnetlab.analysis.campaign_runner import continue_campaign, order_for_host
 from resnetlab.analysis.campaign_status import campaign_progress, format_status
 from resnetlab.cli import build_parser, main
 from resnetlab.cli.train import resolve_config
@@ -201,7 +202,7 @@ def test_kill_9_of_a_training_process_then_continue_is_bitwise_identical(tmp_pat
 def test_a_locked_run_is_never_started_twice(tmp_path):
     campaign = tiny_campaign(tmp_path)
     out = tmp_path / "out"
-    fd = _try_lock(out / "a")  # as if another runner's training process held it
+    fd = try_lock(out / "a")  # as if another runner's training process held it
     try:
         lines = []
         status = continue_campaign(campaign, out, DATA, threads=1, only=("a",), log=lines.append)
@@ -222,3 +223,22 @@ def test_a_folder_refuses_another_campaign_or_data(tmp_path, uninterrupted):
     )
     with pytest.raises(ValueError, match="holds campaign 'tiny'"):
         continue_campaign(other, uninterrupted, DATA, threads=1, log=lambda line: None)
+
+
+def test_a_bf16_run_waits_behind_the_others_where_the_cpu_emulates_bf16(tmp_path, monkeypatch):
+    runs = list(load_campaign("cifar10").runs)
+    order, deferred = order_for_host(runs, "data", "cpu", native_bf16=False)
+    assert [r.name for r in deferred] == ["resnet20-q"]  # the bf16 side of the precision control
+    assert [r.name for r in order] == [r.name for r in runs if r.name != "resnet20-q"] + ["resnet20-q"]
+    assert order_for_host(runs, "data", "cpu", native_bf16=True) == (runs, [])
+    # The runner follows that order and says why.
+    monkeypatch.setattr("resnetlab.engine.precision.cpu_has_native_bf16", lambda: False)
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('ships = "resnet20.synthetic"', 'set = { precision = "bf16" }'))
+    lines = []
+    assert continue_campaign(load_campaign(path), tmp_path / "out", DATA, threads=1, log=lines.append) == "finished"
+    starts = [line.split(":")[0] for line in lines if ": starting" in line]
+    assert starts == ["b", "a"]
+    assert any(line.startswith("a: pinned to bf16") for line in lines)
+    events = CampaignLog(tmp_path / "out").read()
+    assert [e["run"] for e in events if e["event"] == "deferred"] == ["a"]

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from resnetlab.analysis.campaign import load_campaign
+from resnetlab.analysis.campaign_folder import prepare_folder
 from resnetlab.analysis.campaign_log import CampaignLog
 from resnetlab.analysis.campaign_report import BEGIN, END, campaign_report, update_readme
-from resnetlab.analysis.campaign_runner import prepare_folder
 from resnetlab.analysis.jpeg_penalty import JpegPoint, extrapolate_clean_error, quantiser_scale, rms_difference
 
 CAMPAIGN = """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import logging
 import subprocess
@@ -25,6 +26,7 @@ COMPUTING = [
     ("train",),
     ("eval",),
     ("predict",),
+    ("export",),
     ("detect", "train"),
     ("detect", "eval"),
     ("detect", "predict"),
@@ -206,7 +208,7 @@ def test_no_print_outside_the_command_line() -> None:
 def test_cli_modules_import_nothing_heavy_at_top_level() -> None:
     """What the subprocess test checks, named by file: a top-level import of a heavy module (or of
     a library module outside the light ones) in ``resnetlab/cli`` or ``resnetlab/__init__.py``."""
-    light = {"resnetlab.evaluation.protocol_names"}
+    light = {"resnetlab.evaluation.protocol_names", "resnetlab.export_formats"}
     offenders = []
     for path in [SRC / "__init__.py", *sorted((SRC / "cli").glob("*.py"))]:
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
@@ -225,3 +227,29 @@ def test_cli_modules_import_nothing_heavy_at_top_level() -> None:
                 if name.split(".")[0] in HEAVY or (name.startswith("resnetlab.") and name not in light):
                     offenders.append(f"{path.name}:{node.lineno} {name}")
     assert offenders == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_also_hides_the_bar_on_a_terminal(quiet, monkeypatch, tmp_path, capsys) -> None:
+    """A bar is progress too: on a terminal, ``--quiet`` leaves only the results (train, eval)."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr("resnetlab.engine.stop.StopFlag.install", lambda self: None)
+    flags = ["--quiet"] if quiet else []
+    run = tmp_path / "run"
+    tiny = ["--data", "synthetic:256", "--iterations", "4", "--device", "cpu"]
+    tiny += [
+        f"--set={kv}" for kv in ("eval_every=4", "log_every=2", "batch_size=16", "val_size=32", "model_options.depth=8")
+    ]
+    assert main([*flags, "train", "--recipe", "demo", "--out", str(run), *tiny]) == 0
+    evaluate = ["eval", str(run), "--data", "synthetic:256", "--split", "test", "--limit", "64", "--device", "cpu"]
+    assert main([*flags, *evaluate]) == 0
+    bars = terminal.getvalue()
+    assert ("it/s" in bars or "s/it" in bars) != quiet  # the training bar
+    assert ("img/s" in bars or "s/img" in bars) != quiet  # the evaluation bar
+    assert "top-1 error" in capsys.readouterr().out

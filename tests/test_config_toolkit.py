@@ -58,10 +58,10 @@ def test_detection_takes_the_same_spelling_as_training() -> None:
     train = apply_overrides(TrainConfig(), ["lr=0.05", "seed=3"])
     detect = detection_overrides(
         detection_recipe("synthetic-resnet18"),
-        ["lr=0.05", "seed=3", "lr_steps=[5]", "weights=runs/r18", "autocast=none"],
+        ["lr=0.05", "seed=3", "lr_steps=[5]", "weights=runs/r18", "precision=fp32"],
     )
     assert (train.lr, train.seed) == (detect.lr, detect.seed) == (0.05, 3)
-    assert detect.lr_steps == (5,) and detect.weights == "runs/r18" and detect.autocast == "none"
+    assert detect.lr_steps == (5,) and detect.weights == "runs/r18" and detect.precision == "fp32"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_detection_takes_the_same_spelling_as_training() -> None:
         (['anchor_sizes=["a"]'], "anchor_sizes"),
         (["device=tpu"], "device"),
         (["checkpoint_every=0"], "checkpoint_every"),
-        (["autocast=int8"], "autocast"),
+        (["precision=int8"], "precision"),
         (["iterations=2.5"], "iterations"),
         (["lr"], "KEY=VALUE"),
     ],

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from resnetlab.data import describe_dataset, load_cifar, load_dataset, train_val_split
-from resnetlab.data.cifar import CIFAR10_CLASSES, LAYOUTS, write_cifar_archive
+from resnetlab.data.cifar import CIFAR10_CLASSES, LAYOUTS
+from resnetlab.data.cifar_archive import write_cifar_archive
 
 
 def make_data(n: int = 120, n_classes: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ import torch
 from resnetlab.cli import UserError
 from resnetlab.cli import data as cli_data
 from resnetlab.data import download_cifar, load_cifar
-from resnetlab.data.cifar import write_cifar_archive
+from resnetlab.data.cifar_archive import write_cifar_archive
 from resnetlab.data.download import ARCHIVES, DownloadError
 
 FILENAME = "cifar-10-python.tar.gz"

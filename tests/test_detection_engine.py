@@ -32,7 +32,7 @@ TINY = {
     "checkpoint_every": 100,
     "lr_steps": [3],
     "warmup_iterations": 2,
-    "autocast": "none",
+    "precision": "fp32",
     "device": "cpu",
 }
 TINY_SET = [f"{k}={json.dumps(v)}" for k, v in TINY.items() if k not in ("iterations", "device")]
@@ -54,9 +54,9 @@ def _rows(run) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
 
 
-@pytest.mark.parametrize("autocast", ["none", "bf16"])
-def test_a_stopped_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(tmp_path, autocast) -> None:
-    config = load_recipe("synthetic-resnet18", {**TINY, "autocast": autocast})
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_stopped_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(tmp_path, precision) -> None:
+    config = load_recipe("synthetic-resnet18", {**TINY, "precision": precision})
     quiet = lambda line: None
     whole, split = tmp_path / "whole", tmp_path / "split"
     train_detector(config, None, whole, log=quiet, evaluate=False)
@@ -72,7 +72,7 @@ def test_a_stopped_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(tmp_pa
     assert _rows(whole) == _rows(split)  # the log too: rows after the checkpoint are not repeated
     meta = json.loads((split / "meta.json").read_text())
     assert meta["device"] == "cpu" and meta["resumed_from"] == 2
-    assert meta["precision"] == ("fp32" if autocast == "none" else "bf16")
+    assert meta["precision"] == precision
 
 
 def test_resume_refuses_another_recipe_and_a_missing_checkpoint(tmp_path) -> None:
@@ -92,6 +92,27 @@ def test_resume_refuses_another_recipe_and_a_missing_checkpoint(tmp_path) -> Non
     )
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_detector(config, None, tmp_path / "empty", evaluate=False, resume=True)
+
+
+def test_runs_and_recipes_of_the_former_autocast_key_still_load_and_resume(tmp_path) -> None:
+    """Detection once spelled its precision ``autocast = "none" | "bf16" | ...``: a recipe file or a
+    run directory of that time still reads ("none" as fp32) and its run resumes."""
+    old = tmp_path / "old.toml"
+    old.write_text('name = "old"\nautocast = "none"\n')
+    assert load_recipe(str(old)).precision == "fp32"
+    old.write_text('autocast = "bf16"\nprecision = "fp32"\n')
+    with pytest.raises(ValueError, match="not both"):
+        load_recipe(str(old))
+    config = load_recipe("synthetic-resnet18", TINY)
+    run = tmp_path / "run"
+    train_detector(config, None, run, log=lambda line: None, evaluate=False, should_stop=_stop_after(2))
+    path = run / "checkpoints" / "last.pt"
+    state = load_checkpoint(path)
+    legacy = {k: v for k, v in state["config"].items() if k != "precision"}
+    state["config"] = {**legacy, "autocast": "none"}  # as the older code wrote it
+    torch.save(state, path)
+    result = train_detector(config, None, run, log=lambda line: None, evaluate=False, resume=True)
+    assert result["iterations"] == config.iterations
 
 
 @pytest.mark.parametrize("device", ["cpu", "auto"])
@@ -126,6 +147,6 @@ def test_cli_cuda_without_cuda_is_the_one_line_error_of_training(tmp_path, capsy
 def test_cli_trains_on_cuda(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     args = ["detect", "train", "--out", str(run), "--iterations", "2", "--device", "cuda", "--quiet"]
-    assert main(args + [a for kv in TINY_SET for a in ("--set", kv)] + ["--set", "autocast=auto"]) == 0
+    assert main(args + [a for kv in TINY_SET for a in ("--set", kv)] + ["--set", "precision=auto"]) == 0
     meta = json.loads((run / "meta.json").read_text())
     assert meta["device"].startswith("cuda") and meta["precision"] in ("bf16", "fp16")

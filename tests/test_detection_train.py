@@ -138,7 +138,7 @@ def test_cli_train_eval_predict(tmp_path, capsys):
         "pool_size=2",
         "roi_batch_size=8",
         "images_per_batch=1",
-        'autocast="none"',
+        'precision="fp32"',
         "log_every=1",
     ]
     args = ["detect", "train", "--out", str(run), "--iterations", "2"] + [a for kv in tiny for a in ("--set", kv)]

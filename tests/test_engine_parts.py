@@ -222,7 +222,7 @@ def test_batches_are_a_function_of_seed_and_iteration_and_shard_exactly() -> Non
 def test_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
     import io
 
-    from resnetlab.engine.progress import Progress
+    from resnetlab.progress import Progress
 
     screen = io.StringIO()
     bar = Progress(total=100, stream=screen, tty=True)

@@ -189,7 +189,7 @@ def test_real_cifar_jpeg_folder(tmp_path: Path, capsys) -> None:
 
 
 def test_eval_shows_images_done_of_the_total_on_stderr(tmp_path: Path, capsys) -> None:
-    """Long evaluations say how far they are (``engine.progress.Progress``): a bar on a terminal,
+    """Long evaluations say how far they are (``resnetlab.progress.Progress``): a bar on a terminal,
     plain lines otherwise, on stderr so that ``--json`` stays one line on stdout."""
     make_folder(tmp_path / "data", "val", WNIDS, 2, [(30, 40), (40, 30)])
     checkpoint = write_checkpoint(tmp_path / "a.pt", WNIDS, imagenet_preprocess())

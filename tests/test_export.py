@@ -151,3 +151,60 @@ def test_cli_export_end_to_end(ckpt, tmp_path, capsys):
     assert "real 8x3x32x32" in text  # the built-in dataset's test images, by default
     assert main(["export", str(ckpt[0]), "--format", "safetensors", "--out", str(tmp_path / "x.bin")]) == 1
     assert "must end in .safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cli_export_device_cpu_and_verification_progress(ckpt, tmp_path, capsys):
+    out = tmp_path / "cpu.ts"
+    argv = ["export", str(ckpt[0]), "--format", "torchscript", "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0 and out.is_file()
+    text = capsys.readouterr().out
+    # Not a terminal here: one plain progress line per verification input, before the report.
+    assert "verify 1/3 random 1x3x32x32 ok eta" in text and "verify 3/3 real 8x3x32x32 ok eta" in text
+    assert f"wrote {out}" in text and text.count("-> ok") == 3
+    assert main(["--quiet"] + argv + ["--overwrite"]) == 0
+    text = capsys.readouterr().out
+    assert "verify " not in text.replace("verified ", "") and text.count("-> ok") == 3  # results stay
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_export_device_cuda_without_cuda_fails_in_one_line(ckpt, tmp_path, capsys):
+    out = tmp_path / "gpu.onnx"
+    code = main(["export", str(ckpt[0]), "--format", "onnx", "--out", str(out), "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip().splitlines() == [
+        "resnetlab export: error: --device cuda: no CUDA device is available here; use --device cpu"
+    ]
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_export_verified_device_is_checked_first_and_progress_is_off_by_default(ckpt, tmp_path, capsys):
+    loaded = load_any(ckpt[0])
+    report = export_verified(loaded, "torchscript", tmp_path / "m.ts", device="cpu")
+    assert report.ok and capsys.readouterr() == ("", "")  # library calls are silent unless progress=True
+    with pytest.raises(ValueError, match="format must be one of onnx, torchscript, safetensors"):
+        export_verified(loaded, "tflite", tmp_path / "m.tflite")
+    with pytest.raises(ValueError, match="not a torch device"):
+        export_verified(loaded, "torchscript", tmp_path / "x.ts", device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            export_verified(loaded, "torchscript", tmp_path / "x.ts", device="cuda")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ts"]
+    assert next(loaded.model.parameters()).device.type == "cpu"  # the caller's model never moves
+
+
+def test_cuda_reference_runs_in_full_float32_and_restores_the_settings():
+    """TF32 convolutions (the CUDA default on Ampere and later) would alone fail a 1e-4 check. The
+    settings can be read and set without a GPU, so this runs everywhere."""
+    from resnetlab.inference.reference import full_float32
+
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is None or not hasattr(conv, "fp32_precision"):
+        pytest.skip("torch < 2.9: legacy allow_tf32 flags only")
+    before = conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    with full_float32(torch.device("cuda")):
+        assert (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == ("ieee", "ieee")
+    assert (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+    with full_float32(torch.device("cpu")):
+        assert (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before

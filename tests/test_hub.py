@@ -9,12 +9,12 @@ import torch
 
 pytest.importorskip("huggingface_hub")
 
+from resnetlab.checkpoints.interop import save_weights
 from resnetlab.checkpoints.loading import preprocess_to_json
 from resnetlab.checkpoints.weights import imagenet_preprocess
 from resnetlab.inference import load_any
 from resnetlab.models import build_model
 from resnetlab.models.hub import HubModel
-from resnetlab.models.interop import save_weights
 
 
 @pytest.fixture(autouse=True)

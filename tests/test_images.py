@@ -9,7 +9,7 @@ from PIL import Image
 
 from resnetlab.data.images import ImageDecodeError, decode_image, to_rgb
 from resnetlab.data.preprocess import Preprocess
-from resnetlab.inference.transforms import (
+from resnetlab.data.transforms import (
     center_crop_box,
     load_image,
     prepare_image,

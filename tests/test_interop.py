@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resnetlab.checkpoints.interop import WeightsMismatchError
 from resnetlab.cli import main
 from resnetlab.inference import export_weights, import_weights, load_any
 from resnetlab.models import build_model
-from resnetlab.models.interop import WeightsMismatchError
 
 
 def torchvision_resnet_spec(depth: int, num_classes: int = 1000) -> dict[str, tuple[int, ...]]:

@@ -22,6 +22,7 @@ from PIL import Image
 import resnetlab
 from resnetlab import _optional
 from resnetlab.checkpoints.checkpoint import load_model, model_payload, save_checkpoint
+from resnetlab.checkpoints.interop import strip_prefixes
 from resnetlab.checkpoints.rundir import git_revision, project_checkout, provenance
 from resnetlab.cli import main
 from resnetlab.data import folder, load_dataset, load_image_folder
@@ -37,7 +38,6 @@ from resnetlab.engine.train import train
 from resnetlab.evaluation.counts import LOSS_NOT_MEASURED, rates
 from resnetlab.inference import import_weights, load_any
 from resnetlab.models import build_model, save_weights
-from resnetlab.models.interop import strip_prefixes
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKEN_JPEG = b"\xff\xd8\xff\xe0 not really a jpeg"
@@ -199,7 +199,7 @@ def test_detection_metrics_file_holds_whole_rows_of_this_run_only(tmp_path) -> N
         "pool_size": 2,
         "roi_batch_size": 8,
         "images_per_batch": 1,
-        "autocast": "none",
+        "precision": "fp32",
         "log_every": 1,
         "iterations": 2,
     }

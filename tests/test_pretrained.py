@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-import resnetlab.models.pretrained as pretrained
-from resnetlab.analysis.campaign_runner import finalize_run
+import resnetlab.checkpoints.pretrained as pretrained
+from resnetlab.analysis.campaign_folder import finalize_run
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
 from resnetlab.engine.config import load_recipe

@@ -245,6 +245,26 @@ def test_cli_no_train_reports_what_is_there(tmp_path):
     assert not (tmp_path / "runs").exists() and "figures/degradation.png" not in text
 
 
+def test_no_train_keeps_the_responses_of_runs_committed_without_weights(suites_out, arrays, tmp_path):
+    """Committed results hold summaries, not checkpoints: rebuilding the report must not drop the
+    layer responses measured when the weights were still there."""
+    import shutil
+
+    out = tmp_path / "results"
+    shutil.copytree(suites_out, out)
+    before = json.loads((out / "responses.json").read_text())
+    shutil.rmtree(out / "runs" / "plain20-s0" / "checkpoints")
+    opts = options("responses", out, models=("plain20", "resnet20"))
+    lines = []
+    assert reproduce(opts, arrays=arrays, log=lines.append, train_missing=False).status == "completed"
+    after = json.loads((out / "responses.json").read_text())
+    assert after == before  # plain-20 kept as measured, resnet-20 measured again to the same numbers
+    assert any("plain20-s0: no weights" in line and "keeping its earlier measurement" in line for line in lines)
+    (out / "responses.json").unlink()
+    reproduce(opts, arrays=arrays, log=lines.append, train_missing=False)
+    assert set(json.loads((out / "responses.json").read_text())) == {"resnet20"}
+
+
 def test_cli_complexity(tmp_path):
     assert main(["reproduce", "complexity", "--out", str(tmp_path), "--models", "resnet20", "resnet32"]) == 0
     text = (tmp_path / "report-complexity.md").read_text()

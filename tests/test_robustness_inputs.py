@@ -25,7 +25,7 @@ from PIL import Image
 
 from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
-from resnetlab.data.cifar import write_cifar_archive
+from resnetlab.data.cifar_archive import write_cifar_archive
 from resnetlab.data.preprocess import Preprocess
 from resnetlab.engine.config import load_recipe
 from resnetlab.models import build_model
@@ -390,6 +390,13 @@ def test_devices_this_machine_lacks(tmp_path, capsys, ckpt):
     fails_cleanly(
         capsys, ["eval", str(ckpt), "--data", "synthetic:16", "--device", "cuda:99"], "--device cuda:99", tmp_path
     )
+    fails_cleanly(  # before anything is exported: no file, not even a temporary one
+        capsys,
+        ["export", str(ckpt), "--format", "torchscript", "--out", str(tmp_path / "m.ts"), "--device", "cuda:99"],
+        "--device cuda:99",
+        tmp_path,
+    )
+    assert not (tmp_path / "m.ts").exists()
 
 
 @pytest.mark.parametrize(
@@ -399,6 +406,8 @@ def test_devices_this_machine_lacks(tmp_path, capsys, ckpt):
         ["train", "--device", "tpu"],
         ["reproduce", "readme", "results"],  # the README to rewrite must be named: no ./README.md default
         ["export", "model.pt", "--out", "m.onnx"],  # --format is required
+        ["demo", "--iterations", "0"],
+        ["demo", "--iterations", "ten"],
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv):
@@ -448,6 +457,26 @@ def test_demo_replaces_only_its_own_previous_run(tmp_path):
     with pytest.raises(Exception, match="not a previous demo run"):
         prepare_demo_out(run)
     assert (run / "checkpoints" / "notes.txt").read_text() == "mine"
+
+
+def test_demo_replaces_its_own_shortened_run_too(tmp_path):
+    """A run of ``demo --iterations N`` is a demo run (its schedule is the demo's, scaled to N)."""
+    from resnetlab.cli.train import demo_config, prepare_demo_out
+
+    short = demo_config(20)
+    assert (short.iterations, short.milestones, short.eval_every) == (20, (10, 15), 7)
+    assert demo_config() == load_recipe("demo") and demo_config(load_recipe("demo").iterations) == demo_config()
+    with pytest.raises(ValueError, match="--iterations must be a positive integer"):
+        demo_config(0)
+    run = tmp_path / "demo"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(short.to_dict(), default=str))
+    prepare_demo_out(run)
+    assert not run.exists()
+    run.mkdir()  # 20 iterations with the full run's milestones: not a schedule the demo makes
+    (run / "config.json").write_text(json.dumps(load_recipe("demo").replace(iterations=20).to_dict(), default=str))
+    with pytest.raises(Exception, match="not a previous demo run"):
+        prepare_demo_out(run)
 
 
 def test_demo_recognises_what_train_really_writes(tmp_path):

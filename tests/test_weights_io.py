@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from resnetlab._optional import torchvision_ops
+from resnetlab.checkpoints.interop import WeightsMismatchError
 from resnetlab.models import build_model, load_weights, save_weights
-from resnetlab.models.interop import WeightsMismatchError
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])

@@ -14,11 +14,11 @@ import torch
 
 from resnetlab._optional import torchvision_ops
 from resnetlab.checkpoints.checkpoint import FORMAT, load_model, model_payload, save_checkpoint
+from resnetlab.checkpoints.interop import StrideChoiceError, guess_architecture
 from resnetlab.checkpoints.weights import imagenet_preprocess
 from resnetlab.cli import main
 from resnetlab.inference import export_weights, import_weights, load_any
 from resnetlab.models import build_model
-from resnetlab.models.interop import StrideChoiceError, guess_architecture
 from resnetlab.models.registry import explicit_layout, is_bottleneck
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))

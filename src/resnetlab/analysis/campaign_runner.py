@@ -12,6 +12,10 @@ Safety, in order of what can go wrong:
   the runner itself is killed — and a locked run is skipped, never started twice.
 - A stop (SIGINT/SIGTERM to the runner): every training process gets SIGTERM, writes its
   checkpoint and exits; the runner waits for all of them.
+- A run pinned to bf16 on a CPU that only emulates bf16 (oneDNN accepts bf16 on any AVX512 CPU;
+  without AVX512-BF16 or AMX it is about 3x slower than fp32, ``benchmarks/RESULTS.md``) waits:
+  the other runs go first, so the host's hours buy the most iterations, and the run trains on a
+  host that computes bf16 natively if one comes, or last here.
 - A finished run keeps its final weights only (``final.safetensors``, with the metadata that
   ``resnetlab eval``/``predict`` need) and drops ``checkpoints/``, so what is committed stays small.
 
@@ -23,7 +27,6 @@ code, and how busy the machine was while the speed figures were measured.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shlex
@@ -35,64 +38,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoints.atomic import write_json
 from .campaign import Campaign, PlannedRun
+from .campaign_folder import checkpoint_iteration, finalize_run, prepare_folder, try_lock
 from .campaign_log import CampaignLog, host_description, load_average
 from .runs import run_state
 
-LOCK_NAME = ".campaign.lock"
 LOAD_SAMPLE_SECONDS = 300.0
-
-
-def prepare_folder(campaign: Campaign, out: Path, data: str | None) -> None:
-    """Write ``OUT/campaign.json``, or check that the folder holds this campaign with this data."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "campaign.json"
-    wanted = {"campaign": campaign.to_dict(), "data": data}
-    if path.is_file():
-        have = json.loads(path.read_text())
-        if have.get("campaign", {}).get("name") != campaign.name:
-            raise ValueError(f"{out} holds campaign {have.get('campaign', {}).get('name')!r}, not {campaign.name!r}")
-        if have.get("data") != data:
-            raise ValueError(f"{out} was started with --data {have.get('data')!r}; continue it with the same --data")
-        if have == wanted:
-            return
-        # A new version of the definition: planned runs may be added or changed; a changed run's
-        # directory refuses to resume (its config differs), so nothing is mixed silently.
-    write_json(path, wanted)
-
-
-def read_folder(out: Path) -> tuple[Campaign, str | None]:
-    """The campaign and data a folder was started with."""
-    from .campaign import parse_campaign
-
-    path = Path(out) / "campaign.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{out} is not a campaign folder (no campaign.json)")
-    saved = json.loads(path.read_text())
-    d = saved["campaign"]
-    values = {
-        "name": d["name"],
-        "version": d["version"],
-        "description": d.get("description", ""),
-        "run": [{k: v for k, v in r.items() if v is not None} for r in d["runs"]],
-    }
-    return parse_campaign(values, source=str(path)), saved.get("data")
-
-
-def finalize_run(run_dir: Path) -> Path:
-    """Keep a finished run's final weights only: ``final.safetensors`` replaces ``checkpoints/``."""
-    from ..checkpoints.checkpoint import load_model
-    from ..checkpoints.loading import save_safetensors
-
-    final = run_dir / "final.safetensors"
-    last = run_dir / "checkpoints" / "last.pt"
-    if last.is_file():
-        save_safetensors(load_model(last), final)  # atomic: a kill leaves last.pt to redo it from
-    if final.is_file():
-        for name in ("last.pt", "best.pt"):
-            (run_dir / "checkpoints" / name).unlink(missing_ok=True)
-    return final
 
 
 @dataclass
@@ -109,15 +60,25 @@ class _Job:
             self.stopping = True
 
 
-def _try_lock(run_dir: Path) -> int | None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+def order_for_host(
+    runs: list[PlannedRun], data: str | None, device: str | None, native_bf16: bool
+) -> tuple[list[PlannedRun], list[PlannedRun]]:
+    """``(runs in training order, the deferred ones)``: a run whose precision is pinned to bf16,
+    on the CPU, where the CPU has no native bf16, moves behind the others (their order kept)."""
+    deferred = []
+    for planned in runs:
+        config = planned.config(data)
+        target = device or config.device
+        on_cpu = target == "cpu" or (target == "auto" and not _cuda_available())
+        if config.precision == "bf16" and on_cpu and not native_bf16:
+            deferred.append(planned)
+    return [r for r in runs if r not in deferred] + deferred, deferred
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def continue_campaign(
@@ -141,6 +102,7 @@ def continue_campaign(
     ``"finished"`` (every selected run done), ``"interrupted"`` or
     ``"failed"``."""
     from ..checkpoints.rundir import git_revision
+    from ..engine import precision
     from ..engine.threads import available_cores, policy_environ, policy_environment
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -154,6 +116,13 @@ def continue_campaign(
     record = CampaignLog(out)
     per_job = threads or max(1, available_cores() // jobs)
     queue = [r for r in campaign.runs if (not only or r.name in only) and run_state(out / r.name) != "finished"]
+    queue, deferred = order_for_host(queue, data, device, precision.cpu_has_native_bf16())
+    for planned in deferred:
+        log(
+            f"{planned.name}: pinned to bf16, which this CPU emulates (no AVX512-BF16/AMX: ~3x slower "
+            "than fp32); trained after the other runs"
+        )
+        record.write("deferred", run=planned.name, reason="bf16 emulated on this CPU", host=host_description())
     for planned in campaign.runs:  # finished before a crash, not yet finalized
         if run_state(out / planned.name) == "finished":
             finalize_run(out / planned.name)
@@ -166,7 +135,7 @@ def continue_campaign(
             while queue and len(running) < jobs and not should_stop():
                 planned = queue.pop(0)
                 run_dir = out / planned.name
-                fd = _try_lock(run_dir)
+                fd = try_lock(run_dir)
                 if fd is None:
                     log(f"{planned.name}: already being trained by another process; skipped")
                     continue
@@ -188,7 +157,7 @@ def continue_campaign(
                     f"{planned.name}: {'resuming' if resume else 'starting'} ({per_job} thread(s)): "
                     f"resnetlab {shlex.join(args)}"
                 )
-                iteration = _checkpoint_iteration(run_dir) if resume else 0
+                iteration = checkpoint_iteration(run_dir) if resume else 0
                 record.write(
                     "resume" if resume else "start",
                     run=planned.name,
@@ -241,7 +210,7 @@ def _finish(job: _Job, out: Path, record: CampaignLog, log: Callable[[str], None
     state = run_state(run_dir)
     if state == "finished":
         finalize_run(run_dir)
-    iteration = _checkpoint_iteration(run_dir) if state == "partial" else None
+    iteration = checkpoint_iteration(run_dir) if state == "partial" else None
     summary = json.loads((run_dir / "summary.json").read_text()) if state == "finished" else {}
     record.write(
         "finished" if state == "finished" else "stopped",
@@ -261,22 +230,3 @@ def _finish(job: _Job, out: Path, record: CampaignLog, log: Callable[[str], None
     tail = (run_dir / "train.log").read_text().strip().splitlines()[-1:] if (run_dir / "train.log").is_file() else []
     log(f"{job.planned.name}: training failed (exit code {code}): {tail[0] if tail else 'see train.log'}")
     return False
-
-
-def checkpoint_progress(run_dir: Path) -> tuple[int, float] | None:
-    """(iteration, training seconds so far) of a run's last checkpoint: what survives a kill."""
-    import torch
-
-    path = Path(run_dir) / "checkpoints" / "last.pt"
-    if not path.is_file():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        return int(payload.get("iteration", 0)), float(payload.get("wall_seconds", 0.0))
-    except Exception:  # a foreign or unreadable file: the run will say so when it resumes
-        return None
-
-
-def _checkpoint_iteration(run_dir: Path) -> int | None:
-    progress = checkpoint_progress(run_dir)
-    return progress[0] if progress else None

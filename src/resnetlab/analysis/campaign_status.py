@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .campaign import Campaign, PlannedRun
+from .campaign_folder import LOCK_NAME, checkpoint_progress, read_folder
 from .campaign_log import CampaignLog, host_description, load_average
-from .campaign_runner import LOCK_NAME, checkpoint_progress, read_folder
 from .runs import run_state
 
 RECENT_LOG_POINTS = 10  # images/s is the median of this many last log points

@@ -5,7 +5,7 @@ A checkpoint is a dict (``torch.save``, loadable with ``weights_only=True``):
 - ``format``: ``"resnetlab/1"``
 - ``arch``: ``{"name": registry name, "options": build_model options}``; a bottleneck net's
   ``stride_on`` is always written out (files from before that lack it were built "1x1", and load so)
-- ``model``: the state dict (torchvision layout, see ``models.interop``)
+- ``model``: the state dict (torchvision layout, see ``checkpoints.interop``)
 - ``classes``: class names; ``preprocess``: ``Preprocess.to_dict()``
 - ``iteration`` and, in training checkpoints, the ``TrainState`` (``engine/state.py``): ``config``,
   ``optimizer``, ``schedule``, ``scaler``, ``rng``, ``best``, ``windows``, ``wall_seconds``
@@ -28,9 +28,9 @@ from torch import nn
 
 from ..data.preprocess import Preprocess
 from ..models import build_model
-from ..models.interop import load_state_dict
 from ..models.registry import explicit_layout
 from .atomic import staged_output
+from .interop import load_state_dict
 
 FORMAT = "resnetlab/1"
 
@@ -109,7 +109,7 @@ def model_payload(
     model: nn.Module, name: str, options: dict, classes, preprocess: Preprocess, iteration: int = 0
 ) -> dict:
     """The part of a checkpoint that ``load_model`` needs (no training state)."""
-    from ..models.interop import strip_prefixes
+    from .interop import strip_prefixes
 
     return {
         "arch": {"name": name, "options": explicit_layout(name, options)},

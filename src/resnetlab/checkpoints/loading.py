@@ -16,9 +16,9 @@ import torch
 
 from ..data.preprocess import Preprocess
 from ..models import build_model
-from ..models.interop import load_state_dict, save_weights
 from ..models.registry import explicit_layout
 from .checkpoint import FORMAT, LoadedModel, load_model, resolve_checkpoint
+from .interop import load_state_dict, save_weights
 
 SAFETENSORS_KEYS = ("format", "arch", "classes", "preprocess", "iteration")
 
@@ -103,7 +103,7 @@ def read_safetensors_preprocess(path: str | Path) -> Preprocess:
 def load_any(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild a model in eval mode from a run directory, a ``.pt`` checkpoint, ``.safetensors``,
     or the name of shipped weights (``resnet20.cifar10``, verified against its sha256)."""
-    from ..models.pretrained import get_weights, is_weights_name
+    from .pretrained import get_weights, is_weights_name
 
     if not Path(path).exists() and is_weights_name(str(path)):
         weights = get_weights(str(path))
@@ -136,8 +136,8 @@ def foreign_file_message(path: Path, state: dict | None = None) -> str:
     """One line for weights without resnetlab metadata: what to run to convert them, with the
     bottleneck stride choice spelled out when they are a bottleneck net's (which stride placement
     they were trained with cannot be read from the weights, so eval/predict never guess it)."""
-    from ..models.interop import guess_architecture, read_state_dict, strip_prefixes
     from ..models.registry import is_bottleneck
+    from .interop import guess_architecture, read_state_dict, strip_prefixes
 
     try:
         state = strip_prefixes(state if state is not None else read_state_dict(path))

@@ -17,7 +17,10 @@ import torch
 from ..data.imagenet_stats import IMAGENET_MEAN, IMAGENET_STD
 from ..data.preprocess import Preprocess
 from ..models import build_model, model_info
-from ..models.interop import (
+from ..models.registry import explicit_layout, is_bottleneck
+from .atomic import refuse_existing, staged_output
+from .checkpoint import model_payload, save_checkpoint
+from .interop import (
     KeyReport,
     StrideChoiceError,
     fill_batch_counters,
@@ -26,9 +29,6 @@ from ..models.interop import (
     save_weights,
     stride_choice_message,
 )
-from ..models.registry import explicit_layout, is_bottleneck
-from .atomic import refuse_existing, staged_output
-from .checkpoint import model_payload, save_checkpoint
 from .loading import load_any, safetensors_metadata
 
 
@@ -69,7 +69,7 @@ def import_weights(
 
     ``stride_on`` must be given for a bottleneck net (resnet50/101/152, plain50/101/152): "3x3"
     for torchvision/timm weights (v1.5), "1x1" for the paper's v1; the weights alone cannot tell
-    the two apart and either loads with strict=True (see ``models.interop``), so there is no
+    the two apart and either loads with strict=True (see ``checkpoints.interop``), so there is no
     default and its absence raises ``StrideChoiceError``. A resnetlab file records its own
     placement, which is used (a contradicting ``stride_on`` is refused). Basic-block nets need no
     choice. ``num_classes`` is taken from the source's ``fc.weight``. Mis-shaped tensors always fail; missing

@@ -114,24 +114,14 @@ def device_given(args: argparse.Namespace) -> bool:
 
 def check_device(name: str) -> str:
     """A torch device string that names a device this machine has (``auto``: cuda if there is
-    one, else cpu); one line otherwise."""
-    import torch
+    one, else cpu); one line otherwise (``devices.resolve_device``, the library's own check)."""
+    from ..devices import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UserError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
-        if device.index is not None and device.index >= count:
-            raise UserError(f"--device {name}: this machine has {count} CUDA device(s), numbered from 0")
-    elif device.type != "cpu":
-        raise UserError(f"--device {name}: only cpu and cuda devices are supported")
-    return name
+        resolved = resolve_device(name, what="--device")
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return str(resolved) if name == "auto" else name
 
 
 def missing_extra(error: BaseException) -> str | None:
@@ -180,6 +170,12 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
         pass
+
+
+def progress_tty(args: argparse.Namespace) -> bool | None:
+    """The ``tty`` of a command's ``Progress``: None (a bar where stderr is a terminal), or False
+    under ``--quiet``, where its plain lines then go to the silent ``progress_printer``."""
+    return False if getattr(args, "quiet", False) else None
 
 
 def configure_logging(quiet: bool = False, verbose: bool = False) -> logging.Logger:

@@ -40,7 +40,7 @@ class _DownloadProgress:
         self.bar = None
 
     def __call__(self, received: int, total: int | None) -> None:
-        from ..engine.progress import Progress
+        from ..progress import Progress
 
         if self.bar is None:
             self.bar = Progress(total=total or 0, desc="download", unit="B", unit_scale=True, plain_every=10.0)

@@ -8,7 +8,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import UserError, add_device_argument, add_set_argument, check_device, device_given, progress_printer
+from . import (
+    UserError,
+    add_device_argument,
+    add_set_argument,
+    check_device,
+    device_given,
+    progress_printer,
+    progress_tty,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--data", help="VOCdevkit (VOC) or COCO root; omit for the synthetic set")
     t.add_argument("--out", default=None, help="run directory (default runs/detect-<recipe>)")
     t.add_argument("--iterations", type=int, help="override the recipe's iterations")
-    add_set_argument(t, help="override a recipe key, e.g. --set lr=0.002 --set lr_steps=[450] --set autocast=bf16")
+    add_set_argument(t, help="override a recipe key, e.g. --set lr=0.002 --set lr_steps=[450] --set precision=bf16")
     t.add_argument("--overwrite", action="store_true", help="replace a previous detection run in --out")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device_argument(
@@ -118,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         log=progress_printer(args),
         resume=args.resume,
         should_stop=stop,
-        progress_tty=None,
+        progress_tty=progress_tty(args),
         argv=sys.argv,
     )
     if results.get("status") == "interrupted":

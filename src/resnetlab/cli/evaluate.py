@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..evaluation.protocol_names import MULTISCALE_SIZES, PROTOCOLS
-from . import add_device_argument, check_device
+from . import add_device_argument, check_device, progress_tty
 
 
 def _scales(text: str) -> tuple[int, ...]:
@@ -82,8 +82,8 @@ def run_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         device=device,
         # Images done of the total on stderr (a bar on a terminal), so --json output stays one line.
-        log=lambda line: print(line, file=sys.stderr, flush=True),
-        progress_tty=None,
+        log=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
+        progress_tty=progress_tty(args),
     )
     if args.json:
         print(json.dumps(report.as_dict()))

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import UserError, add_device_argument, check_device
+from ..export_formats import DEFAULT_OPSET, EXPORT_FORMATS, ONNX_EXPORTERS
+from . import UserError, add_device_argument, check_device, progress_printer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,13 +23,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("export", help="ONNX / TorchScript / safetensors, verified right after export")
     p.add_argument("checkpoint", help="run directory, .pt checkpoint or .safetensors")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"))
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=tuple(EXPORT_FORMATS),
+        help="reloaded and checked on CPU right after writing: " + "; ".join(EXPORT_FORMATS.values()),
+    )
     p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    p.add_argument("--opset", type=int, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument(
         "--exporter",
         default="auto",
-        choices=("auto", "dynamo", "torchscript"),
+        choices=ONNX_EXPORTERS,
         help="ONNX exporter; auto = torch.export-based when onnxscript is installed",
     )
     p.add_argument(
@@ -42,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="real images to verify on (default: the built-in dataset's test images, if any)",
     )
     p.add_argument("--rtol", type=float, default=1e-4, help="logit tolerance relative to the logit scale")
+    add_device_argument(
+        p,
+        help="where the PyTorch reference logits of the check are computed: auto (the default: CUDA if present, "
+        "else CPU), cpu, cuda or cuda:N. The file itself is always traced from a CPU copy of the model and checked "
+        "on CPU, so the check also shows that a GPU model's file runs on CPU",
+    )
     p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=run_export)
 
@@ -109,6 +121,8 @@ def _require(modules: list[str]) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """Export and verify. ``--device``: where the PyTorch reference runs; the file is written from a
+    CPU copy and checked on CPU whatever it is (see ``export_verified``)."""
     from ..checkpoints.atomic import refuse_existing
     from ..inference import Tolerance, export_verified, load_any
     from ..inference.verification import ExportVerificationError
@@ -116,9 +130,10 @@ def run_export(args: argparse.Namespace) -> int:
     if args.format == "safetensors" and Path(args.out).suffix != ".safetensors":
         raise ValueError(f"safetensors output must end in .safetensors, got {Path(args.out).name}")
     refuse_existing(args.out, args.overwrite)  # before minutes of exporting, not after
+    device = check_device(args.device)
     if args.format == "onnx":
         _require(["onnx", "onnxruntime"] + (["onnxscript"] if args.exporter == "dynamo" else []))
-    loaded = load_any(args.checkpoint)
+    loaded = load_any(args.checkpoint)  # on CPU: export_verified copies it to --device for the reference
     real = _real_images(args, loaded)
     # Exported and verified under a temporary name: a failed check removes that file only.
     try:
@@ -132,6 +147,10 @@ def run_export(args: argparse.Namespace) -> int:
             real_images=real,
             tolerance=Tolerance(args.rtol),
             overwrite=args.overwrite,
+            device=device,
+            progress=not args.quiet,
+            log=progress_printer(args),
+            progress_tty=None,
         )
     except ExportVerificationError as error:
         failed = [line.strip() for line in str(error).splitlines() if line.endswith("FAILED")]

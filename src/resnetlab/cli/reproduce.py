@@ -199,9 +199,9 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_ship(args: argparse.Namespace) -> int:
-    from ..analysis.campaign_runner import read_folder
+    from ..analysis.campaign_folder import read_folder
     from ..analysis.runs import run_state
-    from ..models.pretrained import ship
+    from ..checkpoints.pretrained import ship
 
     campaign, _ = read_folder(args.out)
     shipped = 0

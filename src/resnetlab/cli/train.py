@@ -8,8 +8,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import UserError, add_device_argument, add_set_argument, device_given, progress_printer
+from . import UserError, add_device_argument, add_set_argument, device_given, progress_printer, progress_tty
+
+if TYPE_CHECKING:  # for annotations only: engine.config is imported when a command runs
+    from ..engine.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +56,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run directory (default runs/demo); a previous demo run there is replaced, "
         "any other non-empty directory is refused",
     )
+    p.add_argument(
+        "--iterations",
+        type=positive_int,
+        metavar="N",
+        help="train N iterations instead of the demo recipe's own, with its milestones, evaluations, log lines "
+        "and checkpoints at the same fractions of the run; the final test evaluation and result line stay "
+        "(e.g. --iterations 20 for a smoke test)",
+    )
     p.set_defaults(func=run_demo)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error, exit status 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def resolve_config(args: argparse.Namespace):
@@ -67,10 +90,11 @@ def resolve_config(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from ..data.datasets import default_cache_dir
+    from ..devices import resolve_device
     from ..engine.distributed import DistInfo, init, shutdown
     from ..engine.steps import TrainingDiverged
     from ..engine.stop import StopFlag
-    from ..engine.train import resolve_device, train
+    from ..engine.train import train
 
     config = resolve_config(args)
     if args.threads is not None:
@@ -99,7 +123,7 @@ def run_train(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir or default_cache_dir(),
             should_stop=stop,
             log=log,
-            progress_tty=None,
+            progress_tty=progress_tty(args) if dist_info.is_main else False,
             dist_info=dist_info,
             argv=sys.argv,
         )
@@ -162,18 +186,50 @@ def check_fresh_out(out: Path) -> None:
         )
 
 
-def _is_demo_run(out: Path) -> bool:
-    """Everything in ``out`` is what a demo run writes, and its config is the demo recipe's."""
-    from ..checkpoints.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
+def demo_config(iterations: int | None = None) -> TrainConfig:
+    """The demo recipe, on ``iterations`` instead of its own when given: the
+    milestones, evaluations, log lines and checkpoints keep their fractions of the run (50%/75%,
+    every third, ...), so a run of 20 iterations still passes through every part of the demo; the
+    final test-set evaluation happens at the end of any run."""
     from ..engine.config import load_recipe
+
+    config = load_recipe("demo")
+    if iterations is None or iterations == config.iterations:
+        return config
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"--iterations must be a positive integer, got {iterations!r}")
+    fraction = iterations / config.iterations
+
+    def scale(n: int) -> int:
+        return max(1, round(n * fraction))
+
+    return config.replace(
+        iterations=iterations,
+        milestones=tuple(scale(m) for m in config.milestones),
+        log_every=scale(config.log_every),
+        eval_every=scale(config.eval_every),
+        checkpoint_every=scale(config.checkpoint_every),
+    )
+
+
+def _is_demo_run(out: Path) -> bool:
+    """Everything in ``out`` is what a demo run writes, and its config is the demo recipe's (on
+    the iterations it records: a run of ``demo --iterations N`` is a demo run too)."""
+    from ..checkpoints.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
 
     if not holds_only(out, RUN_FILES, {"checkpoints": checkpoint_file, "tb": tensorboard_file}, temporaries=True):
         return False
     recorded = recorded_config(out)
+    if recorded is None:
+        return False
+    try:
+        config = demo_config(recorded.get("iterations"))
+    except ValueError:  # iterations no demo run records
+        return False
     # Compared as JSON, the form config.json is written in (tuples become lists). A key that an
     # older version did not record yet is not a difference (fields are only ever added).
-    demo = json.loads(json.dumps(load_recipe("demo").to_dict(), default=str))
-    return recorded is not None and set(recorded) <= set(demo) and all(recorded[key] == demo[key] for key in recorded)
+    demo = json.loads(json.dumps(config.to_dict(), default=str))
+    return set(recorded) <= set(demo) and all(recorded[key] == demo[key] for key in recorded)
 
 
 def prepare_demo_out(out: Path) -> None:
@@ -190,16 +246,15 @@ def prepare_demo_out(out: Path) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..engine.config import load_recipe
     from ..engine.train import train
 
     out = Path(args.out)
+    config = demo_config(args.iterations)
     prepare_demo_out(out)
-    config = load_recipe("demo")
     log = progress_printer(args)
     log("resnetlab demo: ResNet-20 (He et al. 2016, Sec. 4.2) on the built-in synthetic 10-class set,")
     log(f"the paper's recipe on a {config.iterations}-iteration budget (lr 0.1, /10 at {list(config.milestones)}).\n")
-    result = train(config, out, cache_dir=None, log=log, progress_tty=None, argv=sys.argv)
+    result = train(config, out, cache_dir=None, log=log, progress_tty=progress_tty(args), argv=sys.argv)
     s = result.summary
     print(
         f"\nResNet-20 test error on the synthetic set: {s['test_top1_error']:.2f}% "

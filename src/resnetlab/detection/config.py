@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..data.imagenet_stats import IMAGENET_MEAN
-from ..engine.config import DEVICES
+from ..engine.config import DEVICES, PRECISIONS
 from ..engine.config_loader import (
     build_config,
     check_field_types,
@@ -25,9 +25,10 @@ from .model import POOLERS
 
 RECIPE_FOLDER = "recipes/detection"
 DATASETS = ("voc", "coco", "synthetic")
-# The engine's precisions (engine/precision.py) under this key's older name: "none" is fp32, the
-# paper's arithmetic; "auto" is bf16 where the hardware computes it natively (fp16 on CUDA without).
-AUTOCAST = ("none", "auto", "bf16", "fp16")
+# Recipes and run directories written before detection shared the engine's ``precision`` key said
+# ``autocast = "none" | "auto" | "bf16" | "fp16"``; they still load, read as the precision below
+# ("none" was fp32). Only the reading is kept: nothing writes the old key.
+LEGACY_AUTOCAST = {"none": "fp32", "auto": "auto", "bf16": "bf16", "fp16": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class DetectionConfig:
     warmup_iterations: int = 0
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    autocast: str = "none"
+    # The engine's precisions (engine/precision.py): fp32 is the paper's arithmetic; "auto" is bf16
+    # where the hardware computes it natively (fp16 with loss scaling on CUDA without bf16).
+    precision: str = "fp32"
     device: str = "auto"  # "auto": CUDA if present, else CPU (as training's)
     seed: int = 0
     workers: int = 0
@@ -83,7 +86,7 @@ class DetectionConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        choices = {"dataset": DATASETS, "pooler": POOLERS, "autocast": AUTOCAST, "device": DEVICES}
+        choices = {"dataset": DATASETS, "pooler": POOLERS, "precision": PRECISIONS, "device": DEVICES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
@@ -134,9 +137,18 @@ class DetectionConfig:
 FIELD_NAMES = field_names(DetectionConfig)
 
 
-def precision_of(config: DetectionConfig) -> str:
-    """The engine's precision name (``resolve_precision``) for the recipe's ``autocast`` key."""
-    return "fp32" if config.autocast == "none" else config.autocast
+def upgrade_legacy_keys(data: dict, source: str) -> dict:
+    """``data`` with an ``autocast`` key of an older recipe or run read as ``precision``."""
+    if "autocast" not in data:
+        return data
+    data = dict(data)
+    value = data.pop("autocast")
+    if "precision" in data:
+        raise ValueError(f"{source}: give precision only (autocast is its former name), not both")
+    if value not in LEGACY_AUTOCAST:
+        raise ValueError(f"{source}: autocast (now precision) must be one of {tuple(LEGACY_AUTOCAST)}, got {value!r}")
+    data["precision"] = LEGACY_AUTOCAST[value]
+    return data
 
 
 def list_recipes() -> list[str]:
@@ -149,7 +161,7 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def config_from_dict(data: dict, source: str = "recipe") -> DetectionConfig:
-    return build_config(DetectionConfig, data, source)
+    return build_config(DetectionConfig, upgrade_legacy_keys(data, source), source)
 
 
 def apply_overrides(config: DetectionConfig, items: list[str]) -> DetectionConfig:
@@ -173,5 +185,5 @@ __all__ = [
     "list_recipes",
     "load_recipe",
     "parse_overrides",
-    "precision_of",
+    "upgrade_legacy_keys",
 ]

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 
 from ..checkpoints.checkpoint import load_checkpoint, load_model, resolve_checkpoint
+from ..checkpoints.interop import load_state_dict, read_state_dict, strip_prefixes
 from ..data.imagenet_stats import IMAGENET_MEAN, IMAGENET_STD
 from ..engine.precision import autocast_for
-from ..engine.progress import PLAIN_EVERY_SECONDS, Progress
 from ..models import build_model, model_info
-from ..models.interop import load_state_dict, read_state_dict, strip_prefixes
+from ..progress import PLAIN_EVERY_SECONDS, Progress
 from .config import DetectionConfig, config_from_dict
 from .datasets import (
     COCODetection,
@@ -40,7 +40,7 @@ def _backbone(
     ``options`` (a saved detector's) are used as they are. Otherwise they come with the weights:
     a resnetlab checkpoint or ``.safetensors`` file records them; a bare state dict cannot, and is
     read as what such files nearly always are, torchvision/timm weights: "v1.5" bottlenecks
-    (stride on the 3x3, see ``models/interop.py``) trained on inputs normalised by the ImageNet
+    (stride on the 3x3, see ``checkpoints/interop.py``) trained on inputs normalised by the ImageNet
     mean and std. Without that std a frozen-BN backbone sees inputs ~4.4x too large.
     """
     if options is not None or not config.weights:

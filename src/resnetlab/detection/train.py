@@ -4,7 +4,7 @@ SGD with momentum 0.9 and weight decay 1e-4, a step learning-rate schedule count
 (Faster R-CNN / appendix A of the paper, Sec. 4.3). Biases take twice the learning rate and no
 weight decay, as in py-faster-rcnn.
 
-The machinery is classification's (``engine/``): the device (``resolve_device``), the arithmetic
+The machinery is classification's (``engine/``): the device (``devices.resolve_device``), the arithmetic
 (``resolve_precision`` / ``autocast_for``, fp16 with loss scaling on CUDA), the run directory's
 ``config.json``, ``meta.json`` and ``metrics.jsonl`` + TensorBoard (``MetricsLog``), progress
 (``Progress``), atomic checkpoints, and exact resume: ``checkpoints/last.pt`` holds the optimiser and
@@ -23,11 +23,11 @@ import torch
 from ..checkpoints.atomic import write_json
 from ..checkpoints.checkpoint import load_checkpoint, save_checkpoint
 from ..checkpoints.rundir import MetricsLog, provenance
+from ..devices import resolve_device
 from ..engine.precision import autocast_for, optimizer_step, resolve_precision
-from ..engine.progress import Progress
-from ..engine.train import resolve_device
+from ..progress import Progress
 from ..seeding import generator as seeded
-from .config import DetectionConfig, precision_of
+from .config import DetectionConfig, upgrade_legacy_keys
 from .datasets import batch_images, resize_sample, training_targets
 from .pipeline import Detector, build_dataset, build_detector, detector_payload, evaluate_detector
 
@@ -86,6 +86,7 @@ def _batches(length: int, config: DetectionConfig, generator: torch.Generator, s
 def check_resumable(saved: dict, config: DetectionConfig, path: Path) -> None:
     """Refuse to resume under another recipe: the batch order is drawn from the whole schedule."""
     current, defaults = config.to_dict(), DetectionConfig().to_dict()
+    saved = upgrade_legacy_keys(saved, str(path))  # a run started under the key's former name
     changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != current[k])
     if changed:
         raise ValueError(
@@ -126,7 +127,7 @@ def train_detector(
     ``should_stop()`` turned true (the checkpoint then resumes the run exactly)."""
     out = Path(out)
     device = resolve_device(str(device if device is not None else config.device))
-    precision = resolve_precision(precision_of(config), device)
+    precision = resolve_precision(config.precision, device)
     checkpoint_path = out / "checkpoints" / "last.pt"
     state = _resume_state(checkpoint_path, config) if resume else None
     out.mkdir(parents=True, exist_ok=True)

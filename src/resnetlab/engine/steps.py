@@ -24,10 +24,10 @@ from ..checkpoints.checkpoint import save_checkpoint
 from ..checkpoints.rundir import MetricsLog
 from ..evaluation.counts import rates
 from ..models import count_params
+from ..progress import Progress
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum
 from .precision import describe_segments
-from .progress import Progress
 from .state import TrainState
 from .train_data import TrainData
 

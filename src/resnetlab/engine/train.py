@@ -20,24 +20,17 @@ from ..checkpoints.atomic import write_json
 from ..checkpoints.checkpoint import load_checkpoint
 from ..checkpoints.rundir import MetricsLog, provenance, segments_so_far
 from ..data.arrays import ImageArrays
+from ..devices import resolve_device
 from ..models import count_params
+from ..progress import Progress
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, broadcast_object
 from .precision import autocast_for, resolve_precision
-from .progress import Progress
 from .state import TrainState, check_resumable
 from .steps import Run, TrainResult
 from .train_data import TrainData, array_data, load_arrays
 
 SINGLE_PROCESS = DistInfo()  # the default: no torchrun
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda requested but no CUDA device is available")
-    return torch.device(name)
 
 
 def _start_refusal(run_dir: Path, checkpoint_path: Path, resume: bool) -> tuple[str, str] | None:

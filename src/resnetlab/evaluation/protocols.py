@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from ..data.imagenet_loader import DecodeConfig
 from ..data.preprocess import Preprocess
-from ..engine.progress import Progress
+from ..progress import Progress
 from .counts import EvalCounts, count_errors
 from .protocol_names import MULTISCALE_SIZES, PROTOCOLS
 from .views import Scorer, predict_probs

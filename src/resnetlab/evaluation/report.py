@@ -11,7 +11,7 @@ import torch
 
 from ..data.imagenet import ImageIndex, index_split, is_image_folder
 from ..data.imagenet_loader import ImageLoader
-from ..engine.progress import PLAIN_EVERY_SECONDS, Progress
+from ..progress import PLAIN_EVERY_SECONDS, Progress
 from .counts import EvalCounts, error_rates
 from .protocol_names import MULTISCALE_SIZES
 from .protocols import decode_config_for, evaluate_counts, resolve_protocol

@@ -3,9 +3,9 @@ safetensors) verified against PyTorch, and weight interop with the torchvision/t
 
 from ..checkpoints.loading import load_any, save_safetensors
 from ..checkpoints.weights import ImportResult, export_weights, imagenet_preprocess, import_weights
+from ..data.transforms import load_image, prepare_image, prepare_tensor
 from .export import DEFAULT_OPSET, EXPORTERS, FORMATS, WithPreprocess, export_onnx, export_torchscript
 from .predict import ClassScore, Prediction, expand_paths, predict, predict_tensor
-from .transforms import load_image, prepare_image, prepare_tensor
 from .verification import ExportVerificationError, Tolerance, VerifyReport, export_verified, verify
 
 __all__ = [

@@ -21,14 +21,12 @@ from torch import nn
 
 from ..checkpoints.checkpoint import LoadedModel
 from ..data.preprocess import Preprocess
+from ..export_formats import DEFAULT_OPSET, EXPORT_FORMATS, ONNX_EXPORTERS
 from ..seeding import generator as seeded_cpu_generator
 
-FORMATS = ("onnx", "torchscript", "safetensors")
-EXPORTERS = ("auto", "dynamo", "torchscript")
-# Opset 18 is the opset torch.export-based exporter's operator library is written for (any other
-# is reached by version conversion) and the TorchScript-based exporter supports it natively, so both
-# paths emit the same opset; onnxruntime has run it since 1.14.
-DEFAULT_OPSET = 18
+# The names of resnetlab.export_formats under their older public names (resnetlab.inference exports them).
+FORMATS = tuple(EXPORT_FORMATS)
+EXPORTERS = ONNX_EXPORTERS
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..checkpoints.checkpoint import LoadedModel
 from ..data.images import ImageDecodeError, is_image_file
-from .transforms import load_image
+from ..data.transforms import load_image
 
 
 @dataclass(frozen=True)

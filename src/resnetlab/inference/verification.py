@@ -4,6 +4,11 @@ Agreement means, on every verification input: ``max |logits_exported - logits_to
 max(1, max |logits_torch|)`` (the tolerance is relative to the logit scale, since float32 rounding
 error grows with the magnitude of the activations), and the same top-1 class. A top-1 difference is
 excused only where the reference's own top-1/top-2 gap is within that tolerance (a numerical tie).
+
+Devices: the PyTorch reference runs wherever its model is (``export_verified(device=...)``), in
+full float32; the exported file is always traced from a CPU copy and checked on CPU, and the
+logits are compared on CPU. So a check with a CUDA reference also shows that the file of a
+GPU-trained model runs on CPU and gives that model's answers.
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ import torch
 from ..checkpoints.atomic import staged_output
 from ..checkpoints.checkpoint import LoadedModel
 from ..checkpoints.loading import load_any, save_safetensors
+from ..data.transforms import prepare_tensor
+from ..devices import resolve_device
+from ..export_formats import DEFAULT_OPSET, EXPORT_FORMATS
+from ..progress import Progress
 from ..seeding import generator as seeded_cpu_generator
-from .export import DEFAULT_OPSET, INPUT_NAME, export_onnx, export_torchscript
-from .transforms import prepare_tensor
+from .export import INPUT_NAME, export_onnx, export_torchscript
+from .reference import on_device, reference_runner
 
 DEFAULT_RTOL = 1e-4
 
@@ -134,18 +143,6 @@ def dataset_images(limit: int = 8) -> torch.Tensor | None:
     return synthetic_split("test", limit).images
 
 
-def _reference(loaded: LoadedModel, include_preprocess: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The library's own path: ``Preprocess.normalize`` + model for pixels, the model otherwise."""
-    if include_preprocess:
-        return loaded.predict_logits
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return loaded.model(x)
-
-    return run
-
-
 def verify(
     target: str,
     candidate: Callable[[torch.Tensor], torch.Tensor],
@@ -155,13 +152,25 @@ def verify(
     real_images: torch.Tensor | None = None,
     sizes: tuple[int, ...] | None = None,
     tolerance: Tolerance = Tolerance(),
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress_tty: bool | None = None,
 ) -> VerifyReport:
-    reference = _reference(loaded, include_preprocess)
-    checks = tuple(
-        compare_logits(name, reference(x), candidate(x), tolerance)
-        for name, x in verification_inputs(loaded, include_preprocess, real_images, sizes)
-    )
-    return VerifyReport(target, checks)
+    """Compare ``candidate`` (CPU tensors in, logits out) with ``loaded``'s model, which runs on
+    its own device, on every ``verification_inputs`` entry.
+
+    ``progress``: inputs checked of the total, a bar on a terminal (``progress_tty`` None asks
+    stderr), else one plain line per input to ``log`` (default stderr). Off by default: library
+    calls stay silent; ``resnetlab export`` turns it on unless ``--quiet``."""
+    reference = reference_runner(loaded, include_preprocess)
+    inputs = verification_inputs(loaded, include_preprocess, real_images, sizes)
+    checks = []
+    with Progress(len(inputs), tty=progress_tty, log=log, desc="verify", unit="input", disable=not progress) as bar:
+        for done, (name, x) in enumerate(inputs, 1):
+            check = compare_logits(name, reference(x), candidate(x), tolerance)
+            checks.append(check)
+            bar.update(done, f"{name} {'ok' if check.ok else 'FAILED'}")
+    return VerifyReport(target, tuple(checks))
 
 
 def onnx_runner(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -187,7 +196,7 @@ def torchscript_runner(path: str | Path) -> Callable[[torch.Tensor], torch.Tenso
 
 def safetensors_runner(path: str | Path, include_preprocess: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     reloaded = load_any(path)
-    return _reference(reloaded, include_preprocess)
+    return reference_runner(reloaded, include_preprocess)
 
 
 def export_verified(
@@ -201,33 +210,55 @@ def export_verified(
     real_images: torch.Tensor | None = None,
     tolerance: Tolerance = Tolerance(),
     overwrite: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress_tty: bool | None = None,
 ) -> VerifyReport:
     """Export under a temporary name beside ``out``, reload it with its own runtime, compare, and
     only then give it the name ``out``. A failed check raises ``ExportVerificationError`` with the
     numbers and removes the temporary only: a file already at ``out`` is never lost, and without
-    ``overwrite`` never replaced."""
+    ``overwrite`` never replaced.
+
+    ``fmt``: a name of ``resnetlab.export_formats.EXPORT_FORMATS``. ``device``: where the PyTorch
+    reference logits are computed (``auto``, ``cpu``, ``cuda[:N]``; ``loaded`` may be on any
+    device: it is copied as needed, never moved). The file is always written from a CPU copy of the model (ONNX and TorchScript files are
+    device-neutral, and a CPU trace holds no CUDA device constants) and checked on CPU
+    (onnxruntime's CPU provider, ``torch.jit.load(map_location="cpu")``, ``load_any``), so a CUDA
+    reference also proves that the file runs on CPU. ``progress``, ``log``, ``progress_tty``: as
+    in ``verify`` (off by default)."""
     out = Path(out)
-    if fmt not in ("onnx", "torchscript", "safetensors"):
-        raise ValueError(f"format must be one of onnx, torchscript, safetensors, got {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     if fmt == "safetensors" and include_preprocess:
         raise ValueError(
             "--include-preprocess applies to onnx and torchscript; safetensors "
             "always carries the preprocessing as metadata"
         )
+    reference = on_device(loaded, resolve_device(device))  # checked before any file is staged
+    cpu = on_device(loaded, "cpu")
     with staged_output(out, overwrite=overwrite) as tmp:
         if fmt == "onnx":
             export_onnx(
-                loaded, tmp, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess, exporter=exporter
+                cpu, tmp, opset=opset or DEFAULT_OPSET, include_preprocess=include_preprocess, exporter=exporter
             )
-            runner, target = onnx_runner(tmp), "ONNX (onnxruntime)"
+            runner = onnx_runner(tmp)
         elif fmt == "torchscript":
-            export_torchscript(loaded, tmp, include_preprocess=include_preprocess)
-            runner, target = torchscript_runner(tmp), "TorchScript (torch.jit.load)"
+            export_torchscript(cpu, tmp, include_preprocess=include_preprocess)
+            runner = torchscript_runner(tmp)
         else:
-            save_safetensors(loaded, tmp)
-            runner, target = safetensors_runner(tmp, False), "safetensors (load_any)"
+            save_safetensors(cpu, tmp)
+            runner = safetensors_runner(tmp, False)
         report = verify(
-            target, runner, loaded, include_preprocess=include_preprocess, real_images=real_images, tolerance=tolerance
+            EXPORT_FORMATS[fmt],
+            runner,
+            reference,
+            include_preprocess=include_preprocess,
+            real_images=real_images,
+            tolerance=tolerance,
+            progress=progress,
+            log=log,
+            progress_tty=progress_tty,
         )
         if not report.ok:
             raise ExportVerificationError(f"{report.describe()}\nexported model disagrees; {out} not written")

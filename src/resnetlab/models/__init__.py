@@ -1,12 +1,38 @@
-"""Every network of the paper, from one set of parts."""
+"""Every network of the paper, from one set of parts.
+
+The weights API of the torchvision kind is importable from here too (``get_weights``, ``Weights``,
+``list_weights``, ``load_weights``, ``save_weights``), but lives in ``checkpoints/`` with everything
+else that goes to disk; the names resolve on first use (PEP 562), so that ``models/`` never imports
+``checkpoints/`` at load time (``checkpoints/`` builds networks, and imports ``models/``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .blocks import BasicBlock, Bottleneck, Projection, ResidualBlock, ShortcutA, make_shortcut
 from .complexity import Complexity, count_depth, count_macs, count_params, measure
-from .interop import load_weights, save_weights
-from .pretrained import Weights, get_weights, list_weights
 from .registry import ModelInfo, build_model, list_models, model_info, register_model
 from .resnet import ResNet, ResNetConfig, cifar_resnet, imagenet_resnet
 from .vgg import VGG
+
+# name -> the checkpoints module that defines it
+_WEIGHTS_API = {
+    "Weights": "pretrained",
+    "get_weights": "pretrained",
+    "list_weights": "pretrained",
+    "load_weights": "interop",
+    "save_weights": "interop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WEIGHTS_API:
+        module = importlib.import_module(f"..checkpoints.{_WEIGHTS_API[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "VGG",

@@ -112,7 +112,7 @@ class HubModel(
         return metadata
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        from .interop import save_weights
+        from ..checkpoints.interop import save_weights
 
         save_weights(self.net, Path(save_directory) / WEIGHTS_FILE, metadata=self._metadata())
 
@@ -130,7 +130,7 @@ class HubModel(
         strict: bool = True,
         **model_kwargs,
     ) -> HubModel:
-        from .interop import load_weights
+        from ..checkpoints.interop import load_weights
 
         if Path(model_id).is_dir():
             weights = Path(model_id) / WEIGHTS_FILE

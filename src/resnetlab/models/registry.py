@@ -72,11 +72,11 @@ def build_model(name: str, weights=None, **options) -> nn.Module:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name}; valid options: {', '.join(valid)}")
     if weights is None:
         return info.builder(**options)
-    from .interop import is_weights_path, load_weights_file
+    from ..checkpoints.interop import is_weights_path, load_weights_file
 
     if is_weights_path(weights):
         return load_weights_file(name, weights, options)
-    from .pretrained import load_into, resolve_weights
+    from ..checkpoints.pretrained import load_into, resolve_weights
 
     chosen = resolve_weights(name, weights)
     trained = dict(chosen.meta.get("model_options", {}))

@@ -43,14 +43,23 @@ def measure(
         from ...data import load_dataset
 
         test = load_dataset(options.data, "test", cache_dir=cache_dir)
+    path = options.out / RESPONSES_FILE
+    # Committed results keep a finished run's summary but not always its weights: a run measured
+    # before keeps that measurement rather than vanishing from Fig. 7 on a later --no-train.
+    earlier = read_json(path) if path.is_file() else {}
     results = {}
     for spec in plan(options):
-        if not (spec.run_dir(options.out) / "summary.json").is_file():
+        run_dir = spec.run_dir(options.out)
+        if not (run_dir / "summary.json").is_file():
             log(f"{spec.name}: not finished; left out of the responses")
-            continue
-        log(f"{spec.name}: layer responses on {len(test):,} test images")
-        results[spec.model] = {"run": f"runs/{spec.name}", **run_response_stds(spec.run_dir(options.out), test.images)}
-    path = options.out / RESPONSES_FILE
+        elif (run_dir / "checkpoints" / "last.pt").is_file():
+            log(f"{spec.name}: layer responses on {len(test):,} test images")
+            results[spec.model] = {"run": f"runs/{spec.name}", **run_response_stds(run_dir, test.images)}
+        elif spec.model in earlier:
+            log(f"{spec.name}: no weights in {run_dir}; keeping its earlier measurement from {path.name}")
+            results[spec.model] = earlier[spec.model]
+        else:
+            log(f"{spec.name}: finished, but no weights in {run_dir} and no earlier measurement; left out")
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
 

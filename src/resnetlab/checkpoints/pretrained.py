@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints.atomic import staged_output, write_json
+from .atomic import staged_output, write_json
 
 WEIGHTS_ROOT = Path(str(resources.files("resnetlab") / "weights"))
 MANIFEST = "manifest.json"
@@ -60,7 +60,7 @@ class Weights:
 
     def load(self, device: str | torch.device = "cpu"):
         """The model rebuilt from the verified file (an ``inference.LoadedModel``, eval mode)."""
-        from ..checkpoints.loading import load_any
+        from .loading import load_any
 
         self.verify()
         return load_any(self.file, device=device)
@@ -73,7 +73,7 @@ class Weights:
 
     def transforms(self) -> ImageTransform:
         """The exact test preprocessing of these weights (a PIL image or uint8 tensor in)."""
-        from ..checkpoints.loading import read_safetensors_preprocess
+        from .loading import read_safetensors_preprocess
 
         self.verify()
         return ImageTransform(read_safetensors_preprocess(self.file))
@@ -93,7 +93,7 @@ class ImageTransform:
     def __call__(self, image) -> torch.Tensor:
         from PIL import Image
 
-        from ..inference.transforms import prepare_image, prepare_tensor
+        from ..data.transforms import prepare_image, prepare_tensor
 
         if isinstance(image, Image.Image):
             return self.preprocess.normalize(prepare_image(image.convert("RGB"), self.preprocess)[None])[0]

@@ -113,7 +113,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write the weights as ``.safetensors`` or ``.pt`` (chosen by suffix), atomically."""
-    from ..checkpoints.atomic import staged_output
+    from .atomic import staged_output
 
     path = Path(path)
     if path.suffix not in (".safetensors", ".pt", ".pth"):
@@ -175,7 +175,7 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict |
     checkpoint or ``.safetensors`` with our metadata), the recorded ``{"name", "options"}``."""
     import json
 
-    from ..checkpoints.checkpoint import FORMAT
+    from .checkpoint import FORMAT
 
     path = Path(path)
     if not path.is_file():
@@ -214,7 +214,7 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict |
 
 def guess_architecture(state: dict[str, torch.Tensor]) -> str | None:
     """The registered ImageNet net a torchvision-layout state dict fits (``resnet50``), or None."""
-    from .resnet import IMAGENET_DEPTHS
+    from ..models.resnet import IMAGENET_DEPTHS
 
     counts = []
     for stage in range(1, 5):
@@ -240,7 +240,7 @@ def fill_batch_counters(model: nn.Module, state: dict[str, torch.Tensor]) -> tup
 
 def load_weights_file(name: str, path: str | Path, options: dict) -> nn.Module:
     """``build_model(name, weights=FILE, **options)``: see ``build_model``."""
-    from .registry import _default_option, explicit_layout, is_bottleneck, model_info
+    from ..models.registry import _default_option, explicit_layout, is_bottleneck, model_info
 
     info = model_info(name)
     state, arch = read_weights_file(path)

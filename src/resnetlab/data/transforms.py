@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..data.imagenet_loader import scaled_size
-from ..data.images import open_image, pil_to_tensor
-from ..data.preprocess import Preprocess
+from .imagenet_loader import scaled_size
+from .images import open_image, pil_to_tensor
+from .preprocess import Preprocess
 
 
 def shorter_side_size(width: int, height: int, shorter: int) -> tuple[int, int]:
