@@ -34,17 +34,18 @@ def gemm_gflops(torch, dtype, n: int = 1024, repeats: int = 5) -> float:
     return best
 
 
-def make_step(torch, model_name: str, precision: str, compiled: bool):
+def make_step(torch, model_name: str, precision: str, compiled: bool, channels_last: bool = True):
     import torch.nn.functional as F
 
     from resnetlab.engine.precision import autocast_for
     from resnetlab.models import build_model
 
     torch.manual_seed(0)
-    model = build_model(model_name).to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(model_name).to(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     forward = torch.compile(model) if compiled else model
-    x = torch.randn(128, 3, 32, 32).to(memory_format=torch.channels_last)
+    x = torch.randn(128, 3, 32, 32).to(memory_format=fmt)
     y = torch.randint(0, 10, (128,))
     autocast = autocast_for(torch.device("cpu"), precision)
 
@@ -64,6 +65,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
+    parser.add_argument(
+        "--memory-formats",
+        nargs="+",
+        choices=("channels_last", "contiguous"),
+        default=["channels_last"],
+        help="channels_last is the engine's default; contiguous is NCHW",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.quick:
@@ -77,16 +86,16 @@ def main() -> None:
 
     flop = 6 * count_macs(build_model(args.model), 32)  # forward + backward of about twice it
     peaks = {"fp32": gemm_gflops(torch, torch.float32), "bf16": gemm_gflops(torch, torch.bfloat16)}
-    variants = [(p, c) for c in (False, True) for p in ("fp32", "bf16")]
+    variants = [(p, c, m) for c in (False, True) for m in args.memory_formats for p in args.precisions]
     steps, compile_seconds = {}, {}
-    for precision, compiled in variants:
-        step = make_step(torch, args.model, precision, compiled)
+    for precision, compiled, memory_format in variants:
+        step = make_step(torch, args.model, precision, compiled, memory_format == "channels_last")
         start = time.perf_counter()
         step()
         step()  # the second call re-traces nothing; compiling ends here
-        compile_seconds[(precision, compiled)] = time.perf_counter() - start
-        steps[(precision, compiled)] = step
-    rates: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
+        compile_seconds[(precision, compiled, memory_format)] = time.perf_counter() - start
+        steps[(precision, compiled, memory_format)] = step
+    rates: dict[tuple[str, bool, str], list[float]] = {v: [] for v in variants}
     for _ in range(args.repeats):  # interleaved, so a change of load hits every variant alike
         for variant in variants:
             start = time.perf_counter()
@@ -102,23 +111,25 @@ def main() -> None:
         f"GEMM peak, 1 thread: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s; "
         f"{args.model}: {flop / 1e9:.3f} GFLOP per training image"
     )
-    base = statistics.median(rates[("fp32", False)])
+    base_variant = variants[0]  # eager, the first precision and memory format asked for
+    base = statistics.median(rates[base_variant])
     report = {"host": host, "peaks": peaks, "flop_per_image": flop, "variants": []}
-    for precision, compiled in variants:
-        ips = statistics.median(rates[(precision, compiled)])
+    base_name = f"eager {base_variant[0]} {base_variant[2]}"
+    for precision, compiled, memory_format in variants:
+        ips = statistics.median(rates[(precision, compiled, memory_format)])
         gflops = ips * flop / 1e9
-        name = f"{'compiled' if compiled else 'eager'} {precision}"
+        name = f"{'compiled' if compiled else 'eager'} {precision} {memory_format}"
         print(
-            f"  {name:<14} {ips:7.1f} img/s  x{ips / base:.2f} of eager fp32  "
+            f"  {name:<28} {ips:7.1f} img/s  x{ips / base:.2f} of {base_name}  "
             f"{100 * gflops / peaks['fp32']:5.1f}% of fp32 peak  {100 * gflops / peaks['bf16']:5.1f}% of bf16 peak  "
-            f"(first two steps {compile_seconds[(precision, compiled)]:.1f} s)"
+            f"(first two steps {compile_seconds[(precision, compiled, memory_format)]:.1f} s)"
         )
         report["variants"].append(
             {
                 "name": name,
                 "images_per_second": ips,
-                "all": rates[(precision, compiled)],
-                "first_steps_seconds": compile_seconds[(precision, compiled)],
+                "all": rates[(precision, compiled, memory_format)],
+                "first_steps_seconds": compile_seconds[(precision, compiled, memory_format)],
             }
         )
     print(f"load after: {benchlib.load_average()}")

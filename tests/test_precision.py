@@ -11,7 +11,7 @@ from test_train import tiny_config
 
 from resnetlab.data import load_dataset
 from resnetlab.engine import precision as precision_module
-from resnetlab.engine.precision import autocast_for, cpu_flags, describe_segments, resolve_precision
+from resnetlab.engine.precision import arithmetic, autocast_for, cpu_flags, describe_segments, resolve_precision
 from resnetlab.engine.train import train
 from resnetlab.models import build_model
 
@@ -51,6 +51,16 @@ def test_describe_segments_names_each_precision_with_its_iterations():
     assert describe_segments(same, "precision", 1000) == "bf16"
     mixed = same + [{"from_iteration": 12073, "precision": "fp32"}, {"from_iteration": 20000, "precision": "fp32"}]
     assert describe_segments(mixed, "precision", 64000) == "bf16 (iterations 0-12,073), fp32 (12,073-64,000)"
+    # A compiled training step is named with its precision; segments from before it was recorded
+    # (no "compile" key) read as eager.
+    compiled = [
+        {"from_iteration": 0, "precision": "fp32"},
+        {"from_iteration": 800, "precision": "fp32", "compile": True},
+    ]
+    assert describe_segments(compiled, "precision", 1000, arithmetic) == (
+        "fp32 (iterations 0-800), fp32 + torch.compile (800-1,000)"
+    )
+    assert describe_segments(same, "precision", 1000, arithmetic) == "bf16"
 
 
 def test_a_run_resumed_in_another_precision_records_where_it_changed(tmp_path, monkeypatch):

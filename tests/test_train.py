@@ -105,6 +105,22 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, tiny_data
     )
 
 
+def test_a_compiled_run_resumes_bitwise_and_says_it_was_compiled(tmp_path, tiny_data) -> None:
+    """The campaign's later runs train a torch.compile'd step: stopping and resuming one (the
+    model rebuilt and compiled again) must end on the same weights as one uninterrupted run."""
+    config = tiny_config(compile=True, iterations=8, milestones=(4, 6), eval_every=8, checkpoint_every=8)
+    straight = train(config, tmp_path / "straight", data=tiny_data, **QUIET)
+    calls = iter(range(100))
+    train(config, tmp_path / "resumed", data=tiny_data, should_stop=lambda: next(calls) == 3, **QUIET)
+    finished = train(config, tmp_path / "resumed", data=tiny_data, resume=True, **QUIET)
+    a, b = _weights(tmp_path / "straight/checkpoints/last.pt"), _weights(tmp_path / "resumed/checkpoints/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert finished.summary["test_top1_error"] == straight.summary["test_top1_error"]
+    assert finished.summary["precision"].endswith(" + torch.compile")
+    segments = json.loads((tmp_path / "resumed/meta.json").read_text())["segments"]
+    assert [(s["from_iteration"], s["compile"]) for s in segments] == [(0, True), (4, True)]
+
+
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_data) -> None:
     calls = iter(range(100))
     train(tiny_config(), tmp_path / "run", data=tiny_data, should_stop=lambda: next(calls) == 2, **QUIET)

@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.precision import describe_segments
+from ..engine.precision import arithmetic, describe_segments
 from .campaign_log import CampaignLog, host_description
 from .campaign_status import RunProgress, campaign_progress
 from .jpeg_penalty import JpegPoint, extrapolate_clean_error
@@ -78,7 +78,9 @@ def run_facts(out: Path) -> tuple[str | None, list[RunFacts]]:
         config = planned.config(planned.data_for(data, out))
         meta, summary = _json(run_dir / "meta.json"), _json(run_dir / "summary.json")
         segments = meta.get("segments") or ([{"from_iteration": 0, **meta}] if meta else [])
-        precision = summary.get("precision") or (describe_segments(segments, "precision", p.done) if segments else "-")
+        precision = summary.get("precision") or (
+            describe_segments(segments, "precision", p.done, arithmetic) if segments else "-"
+        )
         # The campaign log names every host a run started on (with its bf16/AMX features); segments
         # recorded before that log existed name the CPU only.
         hosts = sorted(hosts_of.get(planned.name) or {s.get("cpu") for s in segments if s.get("cpu")})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -72,18 +73,25 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScale
     scaler.update()
 
 
-def describe_segments(segments: list[dict], key: str, end: int) -> str:
-    """``key`` over a run's segments: "bf16", or "bf16 (iterations 0-12,073), fp32 (12,073-64,000)"
-    when a resume on another host changed it."""
-    values = [s.get(key) for s in segments]
+def arithmetic(segment: dict) -> str:
+    """What a segment computed in: its precision, and ``+ torch.compile`` where the training step
+    was compiled (the same arithmetic, fused: the last bits differ from eager)."""
+    return f"{segment.get('precision')}{' + torch.compile' if segment.get('compile') else ''}"
+
+
+def describe_segments(segments: list[dict], key: str, end: int, label: Callable[[dict], object] | None = None) -> str:
+    """``key`` (or ``label(segment)``) over a run's segments: "bf16", or "bf16 (iterations
+    0-12,073), fp32 (12,073-64,000)" when a resume on another host changed it."""
+    value_of = label or (lambda segment: segment.get(key))
+    values = [value_of(s) for s in segments]
     if not segments or all(v == values[0] for v in values):
         return str(values[0]) if segments else "unknown"
     parts = []
     for i, segment in enumerate(segments):
         stop = segments[i + 1]["from_iteration"] if i + 1 < len(segments) else end
-        if parts and parts[-1][0] == segment.get(key):
+        if parts and parts[-1][0] == values[i]:
             parts[-1][2] = stop
         else:
-            parts.append([segment.get(key), segment["from_iteration"], stop])
+            parts.append([values[i], segment["from_iteration"], stop])
     text = [f"{value} ({a:,}-{b:,})" for value, a, b in parts]
     return ", ".join([text[0].replace("(", "(iterations ", 1)] + text[1:])

@@ -27,7 +27,7 @@ from ..models import count_params
 from ..progress import Progress
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum
-from .precision import describe_segments
+from .precision import arithmetic, describe_segments
 from .state import TrainState
 from .train_data import TrainData
 
@@ -249,7 +249,9 @@ class Run:
                 "images_per_second": (iteration - self.start) * config.batch_size / max(loop_seconds, 1e-9),
                 "device": str(self.device),
                 "seed": config.seed,
-                "precision": describe_segments(self.segments, "precision", iteration) if self.main else self.precision,
+                "precision": describe_segments(self.segments, "precision", iteration, arithmetic)
+                if self.main
+                else self.precision,
                 "world_size": self.dist_info.world_size,
                 # Unreadable training files dropped under on_error="skip" (imagenet pipeline).
                 "skipped_images": [f"{path}: {reason}" for path, reason in getattr(data.batches, "skipped", [])],

@@ -91,7 +91,7 @@ def _write_run_files(
 ) -> list[dict]:
     """config.json and meta.json; returns meta's segments. Each start or resume adds a segment: a
     run resumed on another host (or under new code) says from which iteration its precision,
-    threads and code revision changed."""
+    compilation, threads and code revision changed."""
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", config.to_dict())
     meta = provenance(device, precision, argv)
@@ -99,6 +99,7 @@ def _write_run_files(
         {
             "from_iteration": start,
             "precision": precision,
+            "compile": config.compile,
             "threads": meta["threads"],
             "git_revision": meta["git_revision"],
             "cpu": meta["cpu"],
