@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_trained_cifar_resnet
 
 from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
-from resnetlab.data import load_dataset
-from resnetlab.data.preprocess import Preprocess
 from resnetlab.inference import export_verified, load_any
 from resnetlab.inference.verification import ExportVerificationError, Tolerance, compare_logits
 
@@ -21,19 +20,7 @@ CLASSES = [f"c{i}" for i in range(10)]
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A depth-8 CIFAR ResNet after 3 SGD steps, with a per-pixel mean and a std."""
-    from resnetlab.models import build_model
-
-    torch.manual_seed(1)
-    data = load_dataset("synthetic:32", "train")  # the built-in dataset, 32 images
-    images, labels = data.images, data.labels
-    preprocess = Preprocess(mean_image=images.float().mean(0) / 255, std=(0.2, 0.25, 0.3))
-    model = build_model("cifar_resnet", depth=8)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(3):
-        loss = torch.nn.functional.cross_entropy(model(preprocess.normalize(images)), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    model, preprocess, images = tiny_trained_cifar_resnet(1, (0.2, 0.25, 0.3))
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     save_checkpoint(path, model_payload(model, "cifar_resnet", {"depth": 8}, CLASSES, preprocess, 3))
     return path, images[:8]

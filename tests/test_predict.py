@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_trained_cifar_resnet
 from PIL import Image
 
 from resnetlab.checkpoints.checkpoint import model_payload, save_checkpoint
 from resnetlab.cli import main
-from resnetlab.data import load_dataset
-from resnetlab.data.preprocess import Preprocess
 from resnetlab.inference import load_any, predict
 from resnetlab.inference.predict import expand_paths
 
@@ -21,19 +20,7 @@ CLASSES = [f"class{i}" for i in range(10)]
 
 def trained_run(root) -> tuple:
     """A run directory whose best checkpoint is a depth-8 CIFAR ResNet after 3 SGD steps."""
-    from resnetlab.models import build_model
-
-    torch.manual_seed(0)
-    data = load_dataset("synthetic:32", "train")  # the built-in dataset, 32 images
-    images, labels = data.images, data.labels
-    preprocess = Preprocess(mean_image=images.float().mean(0) / 255, std=(0.25, 0.25, 0.25))
-    model = build_model("cifar_resnet", depth=8)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(3):
-        loss = torch.nn.functional.cross_entropy(model(preprocess.normalize(images)), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    model, preprocess, _ = tiny_trained_cifar_resnet(0, (0.25, 0.25, 0.25))
     model.eval()
     save_checkpoint(
         root / "checkpoints" / "best.pt", model_payload(model, "cifar_resnet", {"depth": 8}, CLASSES, preprocess, 3)
