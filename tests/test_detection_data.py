@@ -23,7 +23,7 @@ from resnetlab.detection.datasets import (
     resize_scale,
     training_targets,
 )
-from resnetlab.detection.evaluate import COCOEvaluator, VOCEvaluator
+from resnetlab.evaluation.detection import COCOEvaluator, VOCEvaluator
 
 VOC_XML = """<annotation><filename>{name}.jpg</filename>
 <size><width>40</width><height>30</height><depth>3</depth></size>

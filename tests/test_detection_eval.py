@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from resnetlab.detection.evaluate import COCOEvaluator, VOCEvaluator, voc_ap
+from resnetlab.evaluation.detection import COCOEvaluator, VOCEvaluator, voc_ap
 
 
 def test_voc_ap_formulas():

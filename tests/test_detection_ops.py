@@ -12,8 +12,6 @@ from resnetlab._optional import torchvision_ops
 from resnetlab.detection.anchors import base_anchors, grid_anchors, label_anchors, sample_labels
 from resnetlab.detection.boxes import (
     batched_nms,
-    box_ioa,
-    box_iou,
     clip_boxes,
     decode_boxes,
     encode_boxes,
@@ -22,6 +20,7 @@ from resnetlab.detection.boxes import (
     remove_small_boxes,
 )
 from resnetlab.detection.roi import roi_align, roi_align_reference, roi_pool, roi_pool_reference
+from resnetlab.evaluation.boxes import box_ioa, box_iou
 
 
 def random_boxes(n: int, size: float = 100.0, seed: int = 0) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Object detection as in Sec. 4.3 of the paper: Faster R-CNN with a ResNet "C4" backbone."""
 
-from .boxes import batched_nms, box_iou, clip_boxes, decode_boxes, encode_boxes, nms
+from ..evaluation.boxes import box_iou
+from ..evaluation.detection import COCOEvaluator, VOCEvaluator, voc_ap
+from .boxes import batched_nms, clip_boxes, decode_boxes, encode_boxes, nms
 from .config import DetectionConfig, list_recipes, load_recipe
 from .datasets import COCODetection, ConcatDetection, SyntheticDetection, VOCDetection
-from .evaluate import COCOEvaluator, VOCEvaluator, voc_ap
 from .model import FasterRCNN, HeadSettings
 from .pipeline import Detector, build_dataset, build_detector, evaluate_detector, load_detector
 from .roi import roi_align, roi_pool

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .boxes import box_iou
+from ..evaluation.boxes import box_iou
 
 
 def base_anchors(sizes: tuple[float, ...], ratios: tuple[float, ...]) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Box arithmetic for Faster R-CNN in plain PyTorch: IoU, the box-delta code, NMS.
+"""Box arithmetic for Faster R-CNN in plain PyTorch: the box-delta code, clipping, NMS; areas and
+IoU come from ``evaluation/boxes.py``, which the detection metrics use too.
 
 Boxes are ``[N, 4]`` tensors ``(x1, y1, x2, y2)`` in continuous pixel coordinates (a box covering
 pixels 0..9 inclusive is ``(0, 0, 10, 10)``, width 10), so VOC's "+1" inclusive pixel boxes become
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from .._optional import torchvision_ops
+from ..evaluation.boxes import box_iou
 
 IMPLS = ("auto", "torch", "torchvision")
 # Box deltas are clamped before exp() so a wild regression cannot overflow (log(1000 / 16)).
@@ -28,32 +30,6 @@ def use_torchvision(impl: str) -> bool:
     if impl == "torchvision" and torchvision_ops() is None:
         raise ValueError("impl='torchvision' requested but torchvision.ops is not installed or unusable")
     return impl == "torchvision" or (impl == "auto" and torchvision_ops() is not None)
-
-
-def box_area(boxes: torch.Tensor) -> torch.Tensor:
-    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-
-
-def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[N, M]`` areas of pairwise intersections."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    return wh[..., 0] * wh[..., 1]
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[N, M]`` intersection over union; 0 where both boxes are empty."""
-    inter = box_intersection(a, b)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-
-
-def box_ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[N, M]`` intersection over the area of ``a`` (COCO's overlap with crowd regions)."""
-    inter = box_intersection(a, b)
-    area = box_area(a)[:, None]
-    return torch.where(area > 0, inter / area.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def encode_boxes(

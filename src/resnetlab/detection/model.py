@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..evaluation.boxes import box_iou
 from .anchors import sample_labels
-from .boxes import batched_nms, box_iou, clip_boxes, decode_boxes, encode_boxes, remove_small_boxes
+from .boxes import batched_nms, clip_boxes, decode_boxes, encode_boxes, remove_small_boxes
 from .roi import roi_align, roi_pool
 from .rpn import RegionProposalNetwork, RPNSettings, smooth_l1
 

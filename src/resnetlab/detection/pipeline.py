@@ -12,6 +12,7 @@ from ..checkpoints.checkpoint import load_checkpoint, load_model, resolve_checkp
 from ..checkpoints.interop import load_state_dict, read_state_dict, strip_prefixes
 from ..data.imagenet_stats import IMAGENET_MEAN, IMAGENET_STD
 from ..engine.precision import autocast_for
+from ..evaluation.detection import COCOEvaluator, VOCEvaluator
 from ..models import build_model, model_info
 from ..progress import PLAIN_EVERY_SECONDS, Progress
 from .config import DetectionConfig, config_from_dict
@@ -24,7 +25,6 @@ from .datasets import (
     batch_images,
     resize_sample,
 )
-from .evaluate import COCOEvaluator, VOCEvaluator
 from .model import FasterRCNN, HeadSettings
 from .rpn import RPNSettings
 

@@ -6,6 +6,7 @@
 - ``protocols``: choosing the protocol for a checkpoint and counting errors over batches
 - ``report``: ``evaluate_checkpoints``, what ``resnetlab eval`` runs
 - ``protocol_names``: the names alone, without torch (for ``--help``)
+- ``detection``: PASCAL VOC and COCO AP of a detector; ``boxes``: the box overlaps they use
 
 Training (``engine/``), ``resnetlab eval`` and detection use these. Nothing is imported here, so
 the command line can import ``protocol_names`` without loading torch.
