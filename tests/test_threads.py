@@ -111,3 +111,43 @@ def test_policy_reaches_openmp_runtime():
     if "GOMP_SPINCOUNT" not in out.stderr + out.stdout:
         pytest.skip("torch's OpenMP runtime is not libgomp")
     assert "GOMP_SPINCOUNT = '12345'" in out.stderr + out.stdout
+
+
+STAT = "cpu  {user} 0 {system} {idle} 0 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+
+
+def test_busy_cores_from_two_samples_of_proc_stat(monkeypatch):
+    samples = iter([STAT.format(user=100, system=0, idle=100), STAT.format(user=250, system=50, idle=200)])
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    busy = threads.busy_cores(seconds=0, read=lambda: next(samples))
+    assert busy == pytest.approx(2 * 200 / 300)  # 200 busy of 300 jiffies on 2 cores
+    assert threads.cpu_times(STAT.format(user=5, system=5, idle=10)) == (10, 20)
+    with pytest.raises(ValueError):
+        threads.cpu_times("intr 1 2 3\n")
+    assert threads.busy_cores(seconds=0, read=lambda: "no cpu line") is None
+
+
+def test_contention_warning_names_the_thread_count_to_use():
+    assert threads.contention_warning(2, 0.1) is None  # a quiet machine
+    assert threads.contention_warning(1, 1.0) is None  # one thread does not spin-wait
+    assert threads.contention_warning(2, None) is None  # not Linux
+    message = threads.contention_warning(2, 1.0)
+    assert "--threads 1" in message and "1.0 of the CPU cores" in message
+    assert "--threads 6" in threads.contention_warning(8, 2.2)
+
+
+def test_train_warns_when_it_starts_next_to_busy_work(monkeypatch, tmp_path, caplog):
+    from resnetlab.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("resnetlab.engine.stop.StopFlag.install", lambda self: None)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1.0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    argv = ["train", "--recipe", "demo", "--data", "synthetic:128", "--iterations", "1", "--device", "cpu"]
+    argv += ["--set=val_size=0", "--set=model_options.depth=8", "--set=batch_size=8", "--out"]
+    assert main(argv + [str(tmp_path / "busy")]) == 0
+    assert "--threads 1 is usually faster" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    assert main(argv + [str(tmp_path / "quiet")]) == 0
+    assert "usually faster" not in caplog.text

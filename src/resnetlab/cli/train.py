@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -88,6 +89,20 @@ def resolve_config(args: argparse.Namespace):
     return resolve_recipe(args.recipe, budget=args.budget, changes=changes, overrides=args.overrides)
 
 
+def warn_if_contended(device) -> None:
+    """One warning when a multi-thread CPU run starts on a machine that other work keeps busy."""
+    import torch
+
+    from ..engine.threads import busy_cores, contention_warning
+
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads < 2:
+        return
+    message = contention_warning(threads, busy_cores())
+    if message:
+        logging.getLogger("resnetlab.cli").warning(message)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ..data.datasets import default_cache_dir
     from ..devices import resolve_device
@@ -112,6 +127,8 @@ def run_train(args: argparse.Namespace) -> int:
         check_checkpoint_file(out / "checkpoints" / "last.pt")  # one line for a damaged checkpoint
     dist_info = DistInfo.from_env(dict(os.environ))
     init(dist_info, resolve_device(config.device))
+    if args.threads is None and "OMP_NUM_THREADS" not in os.environ and not dist_info.enabled:
+        warn_if_contended(resolve_device(config.device))
     stop = StopFlag()
     stop.install()
     log = (lambda line: None) if not dist_info.is_main else progress_printer(args)

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 
 # Variables owned by the wait policy; cleared before a new policy is written so that policies
 # never mix (e.g. a PASSIVE left over next to a spin count).
@@ -94,6 +96,49 @@ def policy_environ(wait_policy: str, base: MutableMapping[str, str] | None = Non
         env.pop(key, None)
     env.update(policy_environment(wait_policy))
     return env
+
+
+def cpu_times(stat_text: str) -> tuple[int, int]:
+    """``(busy, total)`` jiffies of all CPUs from the text of ``/proc/stat`` (its ``cpu`` line;
+    iowait counts as idle, steal as busy: a core another guest holds is not ours)."""
+    for line in stat_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            idle = values[3] + values[4]
+            return sum(values) - idle, sum(values)
+    raise ValueError("no aggregate 'cpu' line in /proc/stat")
+
+
+def busy_cores(seconds: float = 0.25, read: Callable[[], str] | None = None) -> float | None:
+    """How many cores other work keeps busy, sampled over ``seconds`` (this process sleeps
+    meanwhile); None where ``/proc/stat`` cannot be read (not Linux)."""
+    read = read or (lambda: Path("/proc/stat").read_text())
+    try:
+        busy0, total0 = cpu_times(read())
+        time.sleep(seconds)
+        busy1, total1 = cpu_times(read())
+    except (OSError, ValueError):
+        return None
+    if total1 <= total0:
+        return None
+    return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def contention_warning(threads: int, busy: float | None) -> str | None:
+    """The advice to print when a multi-thread run starts next to other CPU-bound work: its
+    OpenMP threads spin at barriers while their cores are taken (``benchmarks/RESULTS.md``: a
+    2-thread run next to one busy process kept 30% of its speed, a 1-thread run 94% of its own).
+    The thread count is not changed behind the user's back: it changes the last bits of the
+    results, and a run resumes bitwise only with the thread count it started with."""
+    if busy is None or threads < 2 or busy < 0.75:
+        return None
+    free = max(1, round(threads - busy))
+    return (
+        f"about {busy:.1f} of the CPU cores are busy with other work: {threads} training threads will "
+        f"wait on each other (a 2-thread run next to one busy process kept 30% of its speed); "
+        f"--threads {free} is usually faster on a shared machine"
+    )
 
 
 @dataclass(frozen=True)
