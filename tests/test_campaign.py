@@ -242,3 +242,15 @@ def test_a_bf16_run_waits_behind_the_others_where_the_cpu_emulates_bf16(tmp_path
     assert any(line.startswith("a: pinned to bf16") for line in lines)
     events = CampaignLog(tmp_path / "out").read()
     assert [e["run"] for e in events if e["event"] == "deferred"] == ["a"]
+
+
+def test_status_names_the_runs_deferred_on_this_host(tmp_path, monkeypatch):
+    from resnetlab.analysis.campaign_folder import prepare_folder
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('ships = "resnet20.synthetic"', 'set = { precision = "bf16" }'))
+    prepare_folder(load_campaign(path), tmp_path / "out", DATA)
+    monkeypatch.setattr("resnetlab.engine.precision.cpu_has_native_bf16", lambda: False)
+    assert "deferred on this host: a (pinned to bf16" in format_status(tmp_path / "out")
+    monkeypatch.setattr("resnetlab.engine.precision.cpu_has_native_bf16", lambda: True)
+    assert "deferred" not in format_status(tmp_path / "out")

@@ -163,6 +163,15 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
 
+def deferred_here(campaign: Campaign, data: str | None, progress: list[RunProgress]) -> list[str]:
+    """The unfinished runs that ``continue_campaign`` would train last on this machine."""
+    from ..engine.precision import cpu_has_native_bf16
+    from .campaign_runner import order_for_host
+
+    unfinished = [campaign.run(p.name) for p in progress if p.state not in ("finished", "running")]
+    return [r.name for r in order_for_host(unfinished, data, None, cpu_has_native_bf16())[1]]
+
+
 def format_status(out: Path) -> str:
     campaign, data, progress = campaign_progress(out)
     lines = [
@@ -178,6 +187,12 @@ def format_status(out: Path) -> str:
         lines.append(
             f"{p.name:<18} {p.state:<9} {p.done:>8,}/{p.total:<8,} {_percent(p.val_error):>8} "
             f"{_percent(p.test_error):>9} {ips:>6} {_hours(p.seconds_spent):>6} {left:>7}  {p.note}"
+        )
+    deferred = deferred_here(campaign, data, progress)
+    if deferred:
+        lines.append(
+            f"deferred on this host: {', '.join(deferred)} (pinned to bf16, which this CPU emulates at about a "
+            "third of fp32's speed): trained after the other runs"
         )
     remaining = [p.seconds_left for p in progress if p.state != "finished"]
     total_left = sum(s for s in remaining if s is not None)
