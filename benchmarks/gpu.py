@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import benchlib  # beside this file
+from gpu_report import render_markdown, write_results
 
 EXIT_USAGE, EXIT_NO_GPU = 2, 3
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,71 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.full_iterations < 1 or args.r50_batch < 1:
         p.error("--full-iterations and --r50-batch must be positive")
     return args
-
-
-def render_markdown(r: dict) -> str:
-    """The Markdown result file; tolerates the partial results written between phases."""
-    lines = ["# GPU benchmark results", ""]
-    if r.get("label"):
-        lines += [f"**{r['label']}**", ""]
-    lines += [
-        f"- device: {r.get('device')}, torch {r.get('torch')}, CUDA {r.get('cuda')}",
-        f"- started {r.get('started')}; phases done: {', '.join(r.get('phases_done', [])) or 'none'}; "
-        f"wall so far {r.get('wall_seconds', 0):.0f} s",
-        f"- command: `{r.get('command')}`",
-        "",
-    ]
-    rows = r.get("throughput", [])
-    if rows:
-        lines += [
-            "## Training throughput",
-            "",
-            "| model | input | batch | mode | images/s | warm-up s |",
-            "|---|---|---|---|---:|---:|",
-        ]
-        for t in rows:
-            ips = "failed" if t.get("images_per_second") is None else f"{t['images_per_second']:,.0f}"
-            warm = "-" if t.get("warmup_seconds") is None else f"{t['warmup_seconds']:.1f}"
-            lines.append(f"| {t['model']} | {t['input']} | {t['batch']} | {t['mode']} | {ips} | {warm} |")
-        lines.append("")
-    choice = r.get("compile_choice")
-    if choice:
-        lines += [
-            "## Eager or compile",
-            "",
-            f"Estimated full-run loop time: eager {choice['eager_seconds']:.0f} s, "
-            f"compile {choice['compile_seconds']:.0f} s (compilation included); chosen: "
-            f"**{'compile' if choice['compile'] else 'eager'}** ({choice['reason']}).",
-            "",
-        ]
-    full = r.get("full_run")
-    if full:
-        lines += [
-            "## ResNet-20, full schedule (CIFAR-10, 50k training images, val_size=0)",
-            "",
-            "| iterations | compile | status | test error % | steady images/s | loop s | process wall s |",
-            "|---:|---|---|---:|---:|---:|---:|",
-        ]
-
-        def f(key, fmt):
-            return "-" if full.get(key) is None else format(full[key], fmt)
-
-        lines += [
-            f"| {full['iterations']} | {full['compile']} | {full['status']} | {f('test_top1_error', '.2f')} | "
-            f"{f('steady_images_per_second', ',.0f')} | {f('loop_seconds', '.0f')} | {f('process_seconds', '.0f')} |",
-            "",
-        ]
-    for error in r.get("errors", []):
-        lines.append(f"- error: {error}")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def write_results(results: dict, out: Path) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "gpu-results.json", out / "gpu-results.md"
-    json_path.write_text(json.dumps(results, indent=2))
-    md_path.write_text(render_markdown(results))
-    return json_path, md_path
 
 
 def choose_compile(eager: dict, compiled: dict, iterations: int, batch: int = 128) -> dict:
