@@ -103,6 +103,15 @@ def test_the_name_works_wherever_a_checkpoint_does(shipped, finished_run, capsys
     assert "x.png" in capsys.readouterr().out
 
 
+def test_a_name_not_shipped_says_which_are(shipped, capsys):
+    """``resnet56.cifar10`` before its run has finished: the one line lists the shipped names,
+    instead of "no checkpoint at resnet56.cifar10"; a plain missing file keeps its own message."""
+    assert main(["eval", "resnet56.cifar10", "--data", DATA]) == 1
+    assert f"no shipped weights named 'resnet56.cifar10'; shipped: {NAME}" in capsys.readouterr().err
+    assert main(["eval", "model.pt", "--data", DATA]) == 1
+    assert "no checkpoint at model.pt" in capsys.readouterr().err
+
+
 def test_torch_hub_loads_from_the_repository(shipped):
     model = torch.hub.load(str(REPO), "resnet20", source="local", weights="synthetic").eval()
     reference = build_model("resnet20", weights=NAME).eval()

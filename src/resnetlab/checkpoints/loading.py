@@ -103,9 +103,11 @@ def read_safetensors_preprocess(path: str | Path) -> Preprocess:
 def load_any(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild a model in eval mode from a run directory, a ``.pt`` checkpoint, ``.safetensors``,
     or the name of shipped weights (``resnet20.cifar10``, verified against its sha256)."""
-    from .pretrained import get_weights, is_weights_name
+    from .pretrained import get_weights, is_weights_name, looks_like_weights_name
 
-    if not Path(path).exists() and is_weights_name(str(path)):
+    # A name of the form MODEL.DATASET that is not a file: shipped weights, or the one line saying
+    # which weights are shipped (rather than "no checkpoint at resnet20.cifar10").
+    if not Path(path).exists() and (is_weights_name(str(path)) or looks_like_weights_name(str(path))):
         weights = get_weights(str(path))
         weights.verify()
         path = weights.file

@@ -143,6 +143,14 @@ def is_weights_name(text: str, root: Path | None = None) -> bool:
     return isinstance(text, str) and text in _manifest(root or WEIGHTS_ROOT)
 
 
+def looks_like_weights_name(text: str) -> bool:
+    """``MODEL.DATASET`` with a registered model (``resnet56.cifar10``), not a path or a file name."""
+    from ..models.registry import list_models
+
+    model, dot, dataset = text.partition(".")
+    return bool(dot) and "/" not in text and dataset.isidentifier() and model in list_models()
+
+
 def resolve_weights(model: str, weights: str | Weights, root: Path | None = None) -> Weights:
     """``build_model``'s ``weights=``: a Weights object, a full name or the data-set tag."""
     if isinstance(weights, Weights):
