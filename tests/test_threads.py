@@ -127,27 +127,41 @@ def test_busy_cores_from_two_samples_of_proc_stat(monkeypatch):
     assert threads.busy_cores(seconds=0, read=lambda: "no cpu line") is None
 
 
-def test_contention_warning_names_the_thread_count_to_use():
-    assert threads.contention_warning(2, 0.1) is None  # a quiet machine
-    assert threads.contention_warning(1, 1.0) is None  # one thread does not spin-wait
-    assert threads.contention_warning(2, None) is None  # not Linux
-    message = threads.contention_warning(2, 1.0)
-    assert "--threads 1" in message and "1.0 of the CPU cores" in message
-    assert "--threads 6" in threads.contention_warning(8, 2.2)
+def test_busy_at_start_only_where_threads_and_policy_are_ours(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    busy = lambda: 1.0
+    assert threads.busy_at_start({}, busy) == 1.0
+    assert threads.busy_at_start({}, lambda: 0.2) is None  # a quiet machine
+    assert threads.busy_at_start({}, lambda: None) is None  # not Linux
+    assert threads.busy_at_start({"OMP_NUM_THREADS": "2"}, busy) is None  # the user chose
+    assert threads.busy_at_start({"OMP_WAIT_POLICY": "ACTIVE"}, busy) is None
+    assert threads.busy_at_start({"WORLD_SIZE": "2"}, busy) is None  # torchrun
+    monkeypatch.setattr(threads, "available_cores", lambda: 1)
+    assert threads.busy_at_start({}, busy) is None
 
 
-def test_train_warns_when_it_starts_next_to_busy_work(monkeypatch, tmp_path, caplog):
-    from resnetlab.cli import main
+def test_contention_warning_says_what_was_done_and_what_to_use():
+    message = threads.contention_warning(2, 1.0, passive=True)
+    assert "--threads 1" in message and "1.0 of the CPU cores" in message and "PASSIVE" in message
+    assert "spin" in threads.contention_warning(2, 1.0, passive=False)
+    assert "--threads 6" in threads.contention_warning(8, 2.2, passive=True)
 
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("resnetlab.engine.stop.StopFlag.install", lambda self: None)
-    monkeypatch.setattr(threads, "busy_cores", lambda: 1.0)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    argv = ["train", "--recipe", "demo", "--data", "synthetic:128", "--iterations", "1", "--device", "cpu"]
-    argv += ["--set=val_size=0", "--set=model_options.depth=8", "--set=batch_size=8", "--out"]
-    assert main(argv + [str(tmp_path / "busy")]) == 0
-    assert "--threads 1 is usually faster" in caplog.text
-    caplog.clear()
-    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
-    assert main(argv + [str(tmp_path / "quiet")]) == 0
-    assert "usually faster" not in caplog.text
+
+def test_train_on_a_busy_machine_sleeps_its_threads_and_says_so(tmp_path):
+    """In a fresh process (the policy must be set before torch loads OpenMP): a busy machine, as
+    /proc/stat would report it, makes ``resnetlab train`` choose the passive wait policy."""
+    script = f"""
+import os, sys
+import resnetlab.engine.threads as threads
+threads.busy_cores = lambda: 1.0
+threads.available_cores = lambda: 2
+from resnetlab.cli import main
+argv = ["train", "--recipe", "demo", "--data", "synthetic:128", "--iterations", "1", "--device", "cpu",
+        "--set=val_size=0", "--set=model_options.depth=8", "--set=batch_size=8", "--out", {str(tmp_path / "run")!r}]
+code = main(argv)
+print("POLICY", os.environ.get("OMP_WAIT_POLICY"), code)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert "POLICY PASSIVE 0" in result.stdout, result.stdout + result.stderr
+    assert "OMP_WAIT_POLICY=PASSIVE" in result.stderr and "--threads 1" in result.stderr

@@ -89,21 +89,12 @@ def resolve_config(args: argparse.Namespace):
     return resolve_recipe(args.recipe, budget=args.budget, changes=changes, overrides=args.overrides)
 
 
-def warn_if_contended(device) -> None:
-    """One warning when a multi-thread CPU run starts on a machine that other work keeps busy."""
-    import torch
-
-    from ..engine.threads import busy_cores, contention_warning
-
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads < 2:
-        return
-    message = contention_warning(threads, busy_cores())
-    if message:
-        logging.getLogger("resnetlab.cli").warning(message)
-
-
 def run_train(args: argparse.Namespace) -> int:
+    # Before anything imports torch: the OpenMP wait policy is read when torch loads its runtime.
+    from ..engine.threads import busy_at_start, set_wait_policy
+
+    busy = busy_at_start() if args.threads is None else None
+    passive = busy is not None and set_wait_policy("passive")
     from ..data.datasets import default_cache_dir
     from ..devices import resolve_device
     from ..engine.distributed import DistInfo, init, shutdown
@@ -127,8 +118,12 @@ def run_train(args: argparse.Namespace) -> int:
         check_checkpoint_file(out / "checkpoints" / "last.pt")  # one line for a damaged checkpoint
     dist_info = DistInfo.from_env(dict(os.environ))
     init(dist_info, resolve_device(config.device))
-    if args.threads is None and "OMP_NUM_THREADS" not in os.environ and not dist_info.enabled:
-        warn_if_contended(resolve_device(config.device))
+    if busy is not None and resolve_device(config.device).type == "cpu":
+        import torch
+
+        from ..engine.threads import contention_warning
+
+        logging.getLogger("resnetlab.cli").warning(contention_warning(torch.get_num_threads(), busy, passive))
     stop = StopFlag()
     stop.install()
     log = (lambda line: None) if not dist_info.is_main else progress_printer(args)

@@ -125,19 +125,38 @@ def busy_cores(seconds: float = 0.25, read: Callable[[], str] | None = None) -> 
     return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
 
 
-def contention_warning(threads: int, busy: float | None) -> str | None:
-    """The advice to print when a multi-thread run starts next to other CPU-bound work: its
-    OpenMP threads spin at barriers while their cores are taken (``benchmarks/RESULTS.md``: a
-    2-thread run next to one busy process kept 30% of its speed, a 1-thread run 94% of its own).
-    The thread count is not changed behind the user's back: it changes the last bits of the
-    results, and a run resumes bitwise only with the thread count it started with."""
-    if busy is None or threads < 2 or busy < 0.75:
+BUSY_CORES = 0.75  # other work holding this much of a core counts as a busy machine
+
+
+def busy_at_start(environ: MutableMapping[str, str] | None = None, sample: Callable[[], float | None] | None = None):
+    """The cores other work keeps busy as a run starts, where it matters and can still be acted on:
+    several cores, threads and wait policy left to us (no ``OMP_NUM_THREADS`` or policy variable),
+    one process (torchrun sets ``WORLD_SIZE``). None otherwise, or on a quiet machine."""
+    env = os.environ if environ is None else environ
+    if available_cores() < 2 or "OMP_NUM_THREADS" in env or any(key in env for key in POLICY_VARIABLES):
         return None
+    if int(env.get("WORLD_SIZE", "1") or 1) > 1:
+        return None
+    busy = (sample or busy_cores)()
+    return busy if busy is not None and busy >= BUSY_CORES else None
+
+
+def contention_warning(threads: int, busy: float, passive: bool) -> str:
+    """What a multi-thread run started next to busy work says. Its OpenMP threads would spin at
+    every barrier while another process holds their core (``benchmarks/RESULTS.md``: a 2-thread
+    run next to one busy process kept 30% of its speed with the default policy); ``passive``: they
+    now sleep instead (the passive policy kept 46%, and only costs on a quiet machine, so it is
+    chosen only here). The wait policy changes no result; the thread count would change the last
+    bits, and a run resumes bitwise only with its own, so that stays the user's choice."""
     free = max(1, round(threads - busy))
+    how = (
+        "its threads sleep while they wait (OMP_WAIT_POLICY=PASSIVE) instead of spinning"
+        if passive
+        else "its threads spin while they wait for each other"
+    )
     return (
-        f"about {busy:.1f} of the CPU cores are busy with other work: {threads} training threads will "
-        f"wait on each other (a 2-thread run next to one busy process kept 30% of its speed); "
-        f"--threads {free} is usually faster on a shared machine"
+        f"about {busy:.1f} of the CPU cores are busy with other work: {how}; --threads {free} is usually "
+        "faster on a shared machine (benchmarks/RESULTS.md)"
     )
 
 
