@@ -121,6 +121,24 @@ def test_a_compiled_run_resumes_bitwise_and_says_it_was_compiled(tmp_path, tiny_
     assert [(s["from_iteration"], s["compile"]) for s in segments] == [(0, True), (4, True)]
 
 
+def test_compile_without_a_compiler_trains_eager_and_records_it(tmp_path, tiny_data, monkeypatch) -> None:
+    """A campaign run with compile = true continued on a host without g++/clang++: it trains (eager,
+    bitwise the run that never asked to compile) instead of failing, and its segment says so."""
+    import resnetlab.engine.train as engine_train
+
+    monkeypatch.setattr(engine_train.shutil, "which", lambda name: None)
+    lines = []
+    compiled = train(tiny_config(compile=True), tmp_path / "asked", data=tiny_data, log=lines.append)
+    eager = train(tiny_config(), tmp_path / "eager", data=tiny_data, **QUIET)
+    assert any("no C++ compiler" in line and "trains eager" in line for line in lines)
+    a, b = _weights(tmp_path / "asked/checkpoints/last.pt"), _weights(tmp_path / "eager/checkpoints/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert compiled.summary["test_top1_error"] == eager.summary["test_top1_error"]
+    segments = json.loads((tmp_path / "asked/meta.json").read_text())["segments"]
+    assert [s["compile"] for s in segments] == [False]
+    assert not compiled.summary["precision"].endswith("torch.compile")
+
+
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_data) -> None:
     calls = iter(range(100))
     train(tiny_config(), tmp_path / "run", data=tiny_data, should_stop=lambda: next(calls) == 2, **QUIET)

@@ -10,6 +10,8 @@ the same weights as an uninterrupted run (CPU).
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,8 +58,18 @@ def _train_data(
     )
 
 
+def compile_problem(device: torch.device) -> str | None:
+    """Why torch.compile cannot run on ``device`` here, or None: inductor writes C++ kernels for the
+    CPU (a C++ compiler must be installed) and Triton kernels for CUDA."""
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        return "there is no C++ compiler (g++, clang++) for inductor's CPU kernels"
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "triton, which inductor needs for CUDA kernels, is not installed"
+    return None
+
+
 def _wrap(
-    model: nn.Module, config: TrainConfig, device: torch.device, dist_info: DistInfo
+    model: nn.Module, config: TrainConfig, device: torch.device, dist_info: DistInfo, compiled: bool
 ) -> tuple[nn.Module, nn.Module]:
     """(the model to save and evaluate, the model to train: its DDP / compiled wrapper)."""
     train_model = model
@@ -73,7 +85,7 @@ def _wrap(
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if config.compile:
+    if compiled:
         train_model = torch.compile(train_model)
     return model, train_model
 
@@ -84,6 +96,7 @@ def _write_run_files(
     data: TrainData,
     device: torch.device,
     precision: str,
+    compiled: bool,
     start: int,
     resume: bool,
     dist_info: DistInfo,
@@ -99,7 +112,7 @@ def _write_run_files(
         {
             "from_iteration": start,
             "precision": precision,
-            "compile": config.compile,
+            "compile": compiled,
             "threads": meta["threads"],
             "git_revision": meta["git_revision"],
             "cpu": meta["cpu"],
@@ -151,10 +164,17 @@ def build(
     state = TrainState.build(config, len(train_data.classes), device, precision)
     if saved is not None:
         state.restore(saved)
-    state.model, train_model = _wrap(state.model, config, device, dist_info)
+    # A run asked to compile on a machine that cannot trains eager rather than not at all (a
+    # campaign must not stop at a new host); the segment of this start records which it was.
+    compiled = config.compile
+    problem = compile_problem(device) if compiled else None
+    if problem is not None:
+        log(f"compile = true, but {problem}: this start of the run trains eager")
+        compiled = False
+    state.model, train_model = _wrap(state.model, config, device, dist_info, compiled)
     start = state.iteration
     segments = (
-        _write_run_files(run_dir, config, train_data, device, precision, start, resume, dist_info, argv)
+        _write_run_files(run_dir, config, train_data, device, precision, compiled, start, resume, dist_info, argv)
         if dist_info.is_main
         else []
     )
