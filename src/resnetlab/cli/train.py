@@ -93,7 +93,9 @@ def run_train(args: argparse.Namespace) -> int:
     # Before anything imports torch: the OpenMP wait policy is read when torch loads its runtime.
     from ..engine.threads import busy_at_start, set_wait_policy
 
-    busy = busy_at_start() if args.threads is None else None
+    loaded = sys.modules.get("torch")  # in-process callers (tests, notebooks) may have set threads
+    single = loaded is not None and loaded.get_num_threads() < 2
+    busy = busy_at_start() if args.threads is None and not single else None
     passive = busy is not None and set_wait_policy("passive")
     from ..data.datasets import default_cache_dir
     from ..devices import resolve_device
@@ -123,7 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
 
         from ..engine.threads import contention_warning
 
-        logging.getLogger("resnetlab.cli").warning(contention_warning(torch.get_num_threads(), busy, passive))
+        if torch.get_num_threads() > 1:  # one thread has nobody to wait for
+            logging.getLogger("resnetlab.cli").warning(contention_warning(torch.get_num_threads(), busy, passive))
     stop = StopFlag()
     stop.install()
     log = (lambda line: None) if not dist_info.is_main else progress_printer(args)
