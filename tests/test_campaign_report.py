@@ -165,3 +165,18 @@ def test_cli_writes_the_readme_section_and_links_the_figure_from_the_readme(tmp_
     assert "![Fig. 6 at a quarter schedule](out/fig6.png)" in readme.read_text()  # relative to the README
     assert main(["reproduce", "report", str(folder)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == END
+
+
+def test_the_report_names_the_compiled_runs_only_where_there_are_some(tmp_path, folder):
+    assert "torch.compile" not in campaign_report(folder)
+    compiled = tmp_path / "compiled.toml"
+    compiled.write_text(
+        CAMPAIGN.replace('name = "fake"', 'name = "compiled"').replace(
+            'set = { precision = "fp32" }', 'set = { precision = "fp32", compile = true }'
+        )
+    )
+    out = tmp_path / "compiled-out"
+    prepare_folder(load_campaign(compiled), out, "data/cifar")
+    text = campaign_report(out)
+    assert "`+ torch.compile` marks a compiled training step" in text
+    assert "The campaign compiles resnet20-q-fp32;" in text
