@@ -15,10 +15,11 @@ from resnetlab.detection.config import load_recipe, parse_overrides
 from resnetlab.detection.datasets import batch_images, resize_sample, training_targets
 from resnetlab.detection.pipeline import Detector, build_dataset, build_detector
 from resnetlab.detection.train import make_optimizer
+from resnetlab.engine.precision import autocast_for
 
 
-def measure(recipe: str, autocast: str, steps: int, overrides: dict) -> dict:
-    config = load_recipe(recipe, {**overrides, "autocast": autocast, "dataset": "synthetic"})
+def measure(recipe: str, precision: str, steps: int, overrides: dict) -> dict:
+    config = load_recipe(recipe, {**overrides, "precision": precision, "dataset": "synthetic"})
     dataset = build_dataset(config, None, train=True)
     model, mean, std = build_detector(config, len(dataset.classes))
     optimizer = make_optimizer(model, config)
@@ -26,11 +27,10 @@ def measure(recipe: str, autocast: str, steps: int, overrides: dict) -> dict:
     samples = [resize_sample(dataset[i], config.min_size, config.max_size) for i in range(n)]
     images, sizes = batch_images([s.image for s in samples], mean, std)
     targets = [training_targets(s) for s in samples]
-    enabled = autocast == "bf16"
     times = []
     for step in range(steps + 1):  # the first step warms up and is not counted
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+        with autocast_for(torch.device("cpu"), precision):
             loss = sum(model(images, sizes, targets).values())
         optimizer.zero_grad()
         loss.backward()
@@ -38,7 +38,6 @@ def measure(recipe: str, autocast: str, steps: int, overrides: dict) -> dict:
         if step:
             times.append(time.perf_counter() - start)
     detector = Detector(model, config, tuple(dataset.classes), mean, std)
-    precision = "bf16" if enabled else "fp32"
     detector.predict([samples[0].image], precision=precision)
     start = time.perf_counter()
     for s in samples * 2:
@@ -46,7 +45,7 @@ def measure(recipe: str, autocast: str, steps: int, overrides: dict) -> dict:
     infer = (time.perf_counter() - start) / (2 * n)
     return {
         "recipe": recipe,
-        "autocast": autocast,
+        "precision": precision,
         "train_s_per_iter": min(times),
         "train_images_per_s": n / min(times),
         "infer_s_per_image": infer,
@@ -60,8 +59,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    for autocast in ("none", "bf16"):
-        print(json.dumps(measure(args.recipe, autocast, args.steps, parse_overrides(args.set))))
+    for precision in ("fp32", "bf16"):
+        print(json.dumps(measure(args.recipe, precision, args.steps, parse_overrides(args.set))))
 
 
 if __name__ == "__main__":

@@ -93,16 +93,18 @@ def test_a_file_that_is_not_text_is_named(tmp_path) -> None:
         detection_recipe("nope")
 
 
-def test_summary_takes_set_and_keeps_o_as_a_deprecated_alias(capsys) -> None:
+def test_summary_takes_set_and_no_other_override_syntax(capsys) -> None:
     from resnetlab.cli import main
 
     assert main(["summary", "resnet50", "--json", "--set", "stride_on=3x3"]) == 0
     v15 = json.loads(capsys.readouterr().out)
     assert main(["summary", "resnet50", "--json", "--set", "model_options.stride_on=3x3"]) == 0
     assert json.loads(capsys.readouterr().out) == v15
-    assert main(["summary", "resnet50", "--json", "-o", "stride_on=3x3"]) == 0
-    captured = capsys.readouterr()
-    assert json.loads(captured.out) == v15 and "deprecated; use --set" in captured.err
+    for old in ("-o", "--option"):  # the spelling before --set was the one syntax: a usage error now
+        with pytest.raises(SystemExit) as exit_info:
+            main(["summary", "resnet50", "--json", old, "stride_on=3x3"])
+        captured = capsys.readouterr()
+        assert exit_info.value.code == 2 and captured.out == "" and "unrecognized arguments" in captured.err
     assert v15["macs"] > 4.0e9  # v1.5: the stride in the 3x3 (4.09 G against v1's 3.86 G)
     assert main(["summary", "resnet50", "--set", "colour=red"]) == 1
     assert "colour" in capsys.readouterr().err

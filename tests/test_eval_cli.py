@@ -212,3 +212,15 @@ def test_eval_shows_images_done_of_the_total_on_stderr(tmp_path: Path, capsys) -
     captured = capsys.readouterr()
     assert json.loads(captured.out)["images"] == 6
     assert "eval 6/6 1crop" in captured.err  # the last line always comes, whatever the interval
+
+
+def test_without_data_the_text_output_names_the_built_in_set(tmp_path: Path, capsys) -> None:
+    """No ``--data``: the built-in synthetic set, named as such, never a ``None [test]`` placeholder
+    (issue 15)."""
+    from resnetlab.data.synthetic import CLASSES
+
+    checkpoint = write_checkpoint(tmp_path / "c.pt", CLASSES, Preprocess())
+    assert main(["eval", str(checkpoint), "--limit", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "1 model, protocol single, synthetic (built-in) [test]" in out
+    assert "images         8 (0 skipped)" in out and "None" not in out

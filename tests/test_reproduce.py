@@ -271,3 +271,32 @@ def test_cli_complexity(tmp_path):
     # Table 6's parameter counts (0.27M, 0.46M), measured on the built models.
     assert "| ResNet-20 | cifar | 20 | 269,722 | 0.27M |" in text
     assert "| ResNet-32 | cifar | 32 | 464,154 | 0.46M |" in text
+
+
+def test_each_run_says_run_k_of_n_then_shows_its_own_progress(tmp_path, monkeypatch):
+    """Issue 15: a suite says which run of how many it is on, then hands ``progress_tty`` to the
+    run's trainer (None from the CLI: a bar where stderr is a terminal; False under --quiet)."""
+    import resnetlab.analysis.suites as suites
+    from resnetlab.analysis.suites import SuiteResult
+
+    lines, seen = [], []
+
+    def fake_train(config, out_dir, **kwargs):
+        seen.append(kwargs["progress_tty"])
+        return type("Result", (), {"status": "interrupted"})()
+
+    opts = options("degradation", tmp_path, models=("plain20", "resnet20"))
+    for tty in (False, None):
+        result = reproduce(opts, trainer=fake_train, log=lines.append, progress_tty=tty)
+        assert result.status == "interrupted" and seen[-1] is tty
+    assert lines[0] == "run 1 of 2: plain20-s0"
+    assert reproduce(opts, trainer=fake_train, log=quiet).status == "interrupted" and seen[-1] is False  # the default
+
+    passed = []
+    monkeypatch.setattr(
+        suites, "reproduce", lambda *a, **k: passed.append(k["progress_tty"]) or SuiteResult("completed", None, {})
+    )
+    monkeypatch.setattr("resnetlab.engine.stop.StopFlag.install", lambda self: None)
+    args = ["reproduce", "degradation", "--models", "plain20", "--out", str(tmp_path)]
+    assert main(args) == 0 and main([*args, "--quiet"]) == 0
+    assert passed == [None, False]

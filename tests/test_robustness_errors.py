@@ -40,8 +40,8 @@ from resnetlab.cli import main
         (["summary", "resnet20", "--input-size", "0"], "--input-size"),  # was 32x32 without a word
         (["summary", "vgg16", "--input-size", "16"], "between 32 and"),
         (["summary", "resnet21"], "unknown model"),
-        (["summary", "resnet20", "-o", "depth=abc"], "depth"),
-        (["summary", "resnet50", "-o", "colour=red"], "unknown option"),
+        (["summary", "resnet20", "--set", "depth=abc"], "depth"),
+        (["summary", "resnet50", "--set", "colour=red"], "unknown option"),
         (["detect", "train", "--recipe", "nope"], "nope"),
         (["eval", "missing.pt", "--batch-size", "0"], "--batch-size"),
         (["reproduce", "table6", "--budget", "0", "--out", "res"], "budget"),

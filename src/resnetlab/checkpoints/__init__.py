@@ -5,7 +5,9 @@
 - ``rundir``: the run directory (config, meta with its segments, metrics, provenance)
 - ``outputs``: is a folder one of our own runs (light: the CLI imports it before torch)
 - ``loading``: safetensors with our metadata, ``load_any`` for every file we write
-- ``weights``: the torchvision/timm layout in and out
+- ``interop``: the torchvision/timm key layout (``save_weights``, ``load_weights``)
+- ``weights``: files of that layout imported and exported
+- ``pretrained``: the shipped weights (``get_weights``, ``Weights``, ``ship``)
 
 Nothing is imported here, so ``from resnetlab.checkpoints.outputs import ...`` stays light.
 """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 
 from . import add_set_argument
 
@@ -22,39 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_set_argument(
         p, help="builder option, e.g. --set stride_on=3x3 --set shortcut=A (model_options.KEY as in a recipe works too)"
     )
-    # The old spelling, kept for scripts written before --set was the one syntax.
-    p.add_argument(
-        "--option",
-        "-o",
-        dest="legacy_options",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=argparse.SUPPRESS,
-    )
     p.set_defaults(func=run_summary)
 
 
-def parse_options(pairs: list[str], flag: str = "--set") -> dict:
-    """``KEY=VALUE`` builder options, read as ``--set`` reads recipe keys (TOML values, bare
+def parse_options(pairs: list[str]) -> dict:
+    """``--set KEY=VALUE`` builder options, read as ``--set`` reads recipe keys (TOML values, bare
     words as strings); ``model_options.KEY`` is the same key as a training recipe spells it."""
     from ..engine.config_loader import parse_override
 
     options = {}
     for pair in pairs:
-        key, value = parse_override(pair, flag=flag)
+        key, value = parse_override(pair)
         options[key.removeprefix("model_options.")] = value
     return options
-
-
-def builder_options(args: argparse.Namespace) -> dict:
-    return {**parse_options(args.legacy_options, flag="--option"), **parse_options(args.overrides)}
-
-
-def warn_legacy_options(args: argparse.Namespace) -> None:
-    """After a successful run (an error stays the one line it is): name the syntax to use."""
-    if args.legacy_options:
-        logging.getLogger("resnetlab.cli").warning("resnetlab summary: -o/--option is deprecated; use --set KEY=VALUE")
 
 
 def _fmt_count(value: float | None, unit: float, suffix: str, digits: int = 2) -> str:
@@ -93,8 +72,7 @@ def check_input_size(name: str, size: int | None) -> None:
 
 def run_summary(args: argparse.Namespace) -> int:
     check_input_size(args.model, args.input_size)
-    row = summary_row(args.model, args.input_size, **builder_options(args))
-    warn_legacy_options(args)
+    row = summary_row(args.model, args.input_size, **parse_options(args.overrides))
     if args.json:
         print(json.dumps(row))
         return 0

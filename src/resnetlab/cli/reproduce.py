@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from . import add_device_argument, device_given, progress_printer
+from . import add_device_argument, device_given, progress_printer, progress_tty
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -151,6 +151,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         should_stop=stop,
         log=progress_printer(args),
         train_missing=not getattr(args, "no_train", False),
+        progress_tty=progress_tty(args),  # "run k of n", then the run's own bar on a terminal
     )
     if result.status == "interrupted":
         return 128 + (stop.signal or signal.SIGINT)

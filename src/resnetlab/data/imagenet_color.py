@@ -4,13 +4,13 @@ the published AlexNet values by default, or estimated once from a sample of the 
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..checkpoints.atomic import staged_output
 from ..seeding import generator as seeded
 from .datasets import default_cache_dir
 from .imagenet import ImageIndex
@@ -94,10 +94,8 @@ def estimate_color_stats(
     covariance = moment / (count * pixels_per_image) - torch.outer(mean_rgb, mean_rgb)
     eigval, eigvec = torch.linalg.eigh(covariance)  # ascending; AlexNet lists the largest first
     stats = ColorStats(mean_image.float(), eigval.flip(0).clamp(min=0).float(), eigvec.flip(1).float())
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(stats.to_dict(), tmp)
-    tmp.replace(path)
+    with staged_output(path, overwrite=True, keep_suffix=False) as tmp:
+        torch.save(stats.to_dict(), tmp)
     return stats
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config_loader import build_config, field_names, merge_overrides, read_toml, shipped_names
-from .config_loader import parse_override as _parse_override
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -231,11 +230,6 @@ def load_recipe(name_or_path: str | Path) -> TrainConfig:
     """A shipped recipe by name (``cifar10-resnet20``) or a TOML file by path."""
     values, source, _ = read_toml(name_or_path, "recipes", "recipe")
     return config_from_dict(values, source=source)
-
-
-def parse_override(item: str) -> tuple[str, object]:
-    """``key=value`` with a TOML value (``lr=0.05``, ``milestones=[100, 200]``); bare words are strings."""
-    return _parse_override(item, FIELD_NAMES, TABLE_KEYS)
 
 
 def apply_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:

@@ -41,12 +41,15 @@ def reproduce(
     should_stop: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] = print,
     train_missing: bool = True,
+    progress_tty: bool | None = False,
 ) -> SuiteResult:
     """Train every missing run of the suite (resuming partial ones), then write its report.
 
     ``arrays`` = ``(train, test)`` ImageArrays replaces loading ``options.data`` (tests);
     ``trainer`` defaults to ``engine.train.train``. ``train_missing=False`` trains nothing and
-    reports the finished runs present (the others show as "not finished").
+    reports the finished runs present (the others show as "not finished"). ``progress_tty``: each
+    run's own progress (``engine.train.train``): None a bar where stderr is a terminal, False (the
+    default) plain lines to ``log``.
     """
     if trainer is None:
         from ...engine.train import train as trainer
@@ -61,7 +64,14 @@ def reproduce(
             continue
         log(f"run {k} of {len(specs)}: {spec.name}")  # then the run's own progress bar
         actions[spec.name] = ensure_run(
-            spec, out, trainer=trainer, log=log, should_stop=should_stop, data=arrays, cache_dir=cache_dir
+            spec,
+            out,
+            trainer=trainer,
+            log=log,
+            should_stop=should_stop,
+            data=arrays,
+            cache_dir=cache_dir,
+            progress_tty=progress_tty,
         )
         if actions[spec.name] == "interrupted":
             log(f"interrupted; run the same command again to continue: {options.command()}")
