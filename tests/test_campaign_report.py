@@ -102,10 +102,11 @@ def test_report_states_each_result_beside_the_paper(folder):
     text = campaign_report(folder)
     assert text.startswith(BEGIN) and text.endswith(END)
     lines = text.splitlines()
-    assert "| ResNet-20 | 8.75% | 9.50% | finished | 64,000/64,000 | bf16 | 3.0 | 2.0 |" in lines
+    # The final training error (mean of the last 5 logs) beside the test error: fit vs generalisation.
+    assert "| ResNet-20 | 8.75% | 9.50% | 1.00% | finished | 64,000/64,000 | bf16 | 3.0 | 2.0 |" in lines
     # In flight: the latest logged test error in parentheses, with the iteration; mixed precision.
     assert (
-        "| ResNet-56 | 6.97% | (30.00% at 2,000) | partial | 2,500/64,000 | bf16 (iterations 0-1,000), "
+        "| ResNet-56 | 6.97% | (30.00% at 2,000) | - | partial | 2,500/64,000 | bf16 (iterations 0-1,000), "
         "fp32 (1,000-2,500) | 0.5+ | - |"
     ) in lines
     assert "| plain-56 | 11.00% | 15.50% | 15.00% | finished 16,000/16,000 | fp32 | 2.5 | - |" in text

@@ -127,6 +127,21 @@ def test_campaign_passes_a_device_only_when_not_auto(monkeypatch, tmp_path) -> N
         assert seen[-1] == expected
 
 
+def test_campaign_checks_its_device_once_before_any_run(monkeypatch, tmp_path, capsys) -> None:
+    import torch
+
+    import resnetlab.analysis.campaign_runner as runner
+
+    seen = []
+    monkeypatch.setattr(runner, "continue_campaign", lambda *a, **k: seen.append(k["device"]) or "finished")
+    assert main(["reproduce", "campaign", "cifar10", "--out", str(tmp_path), "--device", "gpu"]) == 1
+    assert "--device 'gpu' is not a torch device" in capsys.readouterr().err and seen == []
+    if not torch.cuda.is_available():
+        assert main(["reproduce", "campaign", "cifar10", "--out", str(tmp_path), "--device", "cuda:1"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("error: --device cuda:1: no CUDA device is available here; use --device cpu") and seen == []
+
+
 def test_recipes_lists_classification_and_detection_recipes(capsys) -> None:
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out

@@ -107,3 +107,29 @@ def test_cli_summary_and_models(capsys) -> None:
     assert "resnet1202" in table and "19.40M" in table and "vgg16" not in table
     assert cli_main(["summary", "resnet21"]) == 1
     assert "valid names" in capsys.readouterr().err
+
+
+def test_summary_row_and_check_input_size_as_a_library() -> None:
+    """What ``resnetlab models`` / ``summary`` print, called without the CLI."""
+    from resnetlab.models.complexity import MAX_INPUT_SIZE, check_input_size, summary_row
+
+    row = summary_row("resnet110")
+    assert (row["name"], row["params"], row["macs"], row["depth"], row["input_size"]) == (
+        "resnet110",
+        *GOLDEN["resnet110"],
+        32,
+    )
+    info = model_info("resnet110")
+    assert (row["family"], row["paper_params"], row["paper_macs"], row["description"]) == (
+        info.family,
+        info.paper_params,
+        info.paper_macs,
+        info.description,
+    )
+    assert summary_row("resnet18", 448)["macs"] == count_macs(build_model("resnet18"), 448)
+    assert summary_row("resnet20", shortcut="B")["params"] == measure("resnet20", shortcut="B").params
+    for name, size in [("resnet20", None), ("resnet20", 1), ("vgg16", 32), ("resnet18", MAX_INPUT_SIZE)]:
+        check_input_size(name, size)
+    for name, size, low in [("resnet20", 0, 1), ("resnet20", MAX_INPUT_SIZE + 1, 1), ("vgg16", 31, 32)]:
+        with pytest.raises(ValueError, match=rf"--input-size must be between {low} and {MAX_INPUT_SIZE} for {name}"):
+            check_input_size(name, size)

@@ -83,6 +83,24 @@ def test_detection_errors_name_the_key(items, key) -> None:
         detection_overrides(detection_recipe("synthetic-resnet18"), items)
 
 
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:1", "cuda:12"])
+def test_training_configs_accept_cuda_n(device) -> None:
+    """Only the spelling is checked here: whether the machine has the device is asked when a run
+    starts (``devices.resolve_device``), so a config written for a GPU host loads anywhere."""
+    assert TrainConfig(device=device).device == device
+    assert apply_overrides(TrainConfig(), [f"device={device}"]).device == device
+    assert DetectionConfig(device=device).device == device
+    assert detection_overrides(detection_recipe("synthetic-resnet18"), [f"device={device}"]).device == device
+
+
+@pytest.mark.parametrize("device", ["gpu", "tpu", "mps", "CUDA", "cuda:", "cuda:-1", "cuda:x", "cuda:1 ", "cpu:0", ""])
+def test_training_configs_reject_a_bogus_device_naming_the_key(device) -> None:
+    message = rf"^device must be one of auto, cpu, cuda, cuda:N, got {device!r}$"
+    for build in (lambda: TrainConfig(device=device), lambda: DetectionConfig(device=device)):
+        with pytest.raises(ValueError, match=message):
+            build()
+
+
 def test_a_file_that_is_not_text_is_named(tmp_path) -> None:
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")

@@ -143,6 +143,28 @@ def test_cli_cuda_without_cuda_is_the_one_line_error_of_training(tmp_path, capsy
     assert "cuda" in train_error.lower()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_n_passes_the_configs_and_stops_at_resolution_with_one_line(tmp_path, capsys, monkeypatch) -> None:
+    from resnetlab.engine.config import TrainConfig
+    from resnetlab.engine.train import train
+
+    expected = "device cuda:1: no CUDA device is available here; use device cpu"
+    with pytest.raises(ValueError) as error:
+        train(TrainConfig(device="cuda:1"), tmp_path / "run")
+    assert str(error.value) == expected
+    with pytest.raises(ValueError) as error:
+        train_detector(
+            load_recipe("synthetic-resnet18", {**TINY, "device": "cuda:1"}), None, tmp_path / "d", evaluate=False
+        )
+    assert str(error.value) == expected
+    assert not (tmp_path / "run").exists() and not (tmp_path / "d").exists()
+    monkeypatch.chdir(tmp_path)
+    for device, fragment in (("cuda:1", expected), ("gpu", "device must be one of auto, cpu, cuda, cuda:N, got 'gpu'")):
+        assert main(["detect", "train", "--device", device, "--iterations", "1"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("resnetlab detect") and err.endswith(fragment) and "\n" not in err, err
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cli_trains_on_cuda(tmp_path, capsys) -> None:
     run = tmp_path / "run"

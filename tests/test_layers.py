@@ -107,3 +107,20 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch) -> None:
         assert "models/bad.py:2 imports engine.train" in str(error)
     else:
         raise AssertionError("an upward import went unnoticed")
+
+
+def test_the_library_never_prints() -> None:
+    """Outside ``cli/`` nothing writes to stdout: no ``print`` (called or passed as a ``log=``
+    default) and no ``sys.stdout``. Library lines go to the ``resnetlab`` logger (silent unless
+    logging is configured); the CLI decides what reaches the terminal."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        relative = path.relative_to(SRC).as_posix()
+        if relative.startswith("cli/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Name) and node.id == "print":
+                offenders.append(f"{relative}:{node.lineno} print")
+            elif isinstance(node, ast.Attribute) and node.attr == "stdout" and getattr(node.value, "id", "") == "sys":
+                offenders.append(f"{relative}:{node.lineno} sys.stdout")
+    assert offenders == []

@@ -137,3 +137,38 @@ def test_unfinished_and_reduced_budget_runs_are_never_shipped(finished_run, tmp_
     with pytest.raises(ValueError, match="trained resnet20, not resnet56"):
         pretrained.ship(finished_run, "resnet56.synthetic", tmp_path / "w", min_iterations=6)
     assert not (tmp_path / "w").exists()
+
+
+def test_ship_finished_ships_the_finished_runs_marked_ships(finished_run, tmp_path, capsys):
+    """``analysis.campaign_folder.ship_finished`` (``reproduce ship``): a campaign folder's finished
+    runs that its campaign marks ``ships``, nothing else; nothing to ship is said, not written."""
+    import shutil
+
+    from resnetlab.analysis.campaign import parse_campaign
+    from resnetlab.analysis.campaign_folder import NothingToShip, prepare_folder, ship_finished
+
+    runs = [
+        {"name": "a", "recipe": "cifar10-resnet20", "ships": NAME},
+        {"name": "b", "recipe": "cifar10-resnet20", "ships": "resnet20.other"},  # never started
+        {"name": "c", "recipe": "cifar10-resnet20"},  # finished, not marked
+    ]
+    campaign = parse_campaign({"name": "tiny", "version": 1, "run": runs}, source="test")
+    out, into = tmp_path / "folder", tmp_path / "weights"
+    prepare_folder(campaign, out, DATA)
+    with pytest.raises(
+        NothingToShip, match=f"nothing to ship: no finished run of {out} is marked `ships` in campaign tiny"
+    ):
+        ship_finished(out, into)
+    assert main(["reproduce", "ship", str(out), "--into", str(into)]) == 0
+    assert capsys.readouterr().out.startswith("nothing to ship:") and not into.exists()
+    for name in ("a", "c"):
+        shutil.copytree(finished_run, out / name)
+        for file in ("config.json", "summary.json"):  # a full schedule, as far as shipping can tell
+            values = json.loads((out / name / file).read_text())
+            (out / name / file).write_text(json.dumps({**values, "iterations": 64_000}))
+    seen = []
+    shipped = ship_finished(out, into, on_shipped=seen.append)
+    assert [w.name for w in shipped] == [NAME] and seen == shipped
+    assert list_weights(into) == [NAME] and shipped[0].meta["iterations"] == 64_000
+    assert main(["reproduce", "ship", str(out), "--into", str(into)]) == 0
+    assert capsys.readouterr().out.startswith(f"shipped {NAME}: test error ")

@@ -36,6 +36,7 @@ from resnetlab.cli import main
         (["train", "--set", "lr=-1"], "lr"),
         (["train", "--set", "milestones=[300,200]"], "milestones"),
         (["train", "--set", 'device="tpu"'], "device"),
+        (["train", "--device", "tpu"], "device"),  # as eval/predict: a bad device is one line, exit 1
         (["summary", "resnet20", "--input-size", "-1"], "--input-size"),  # was a traceback
         (["summary", "resnet20", "--input-size", "0"], "--input-size"),  # was 32x32 without a word
         (["summary", "vgg16", "--input-size", "16"], "between 32 and"),
@@ -102,7 +103,6 @@ def test_devices_this_machine_lacks(tmp_path, capsys, ckpt):
     "argv",
     [
         ["summary", "resnet20", "--input-size", "big"],
-        ["train", "--device", "tpu"],
         ["reproduce", "readme", "results"],  # the README to rewrite must be named: no ./README.md default
         ["export", "model.pt", "--out", "m.onnx"],  # --format is required
         ["demo", "--iterations", "0"],
@@ -131,7 +131,7 @@ def test_missing_export_extra_names_it(tmp_path, capsys, ckpt, monkeypatch):
 
 
 def test_missing_extra_deep_inside_a_library_names_it(tmp_path, capsys, monkeypatch):
-    import resnetlab.cli.models as models
+    import resnetlab.models.complexity as complexity
 
     def exporter_like(*args, **kwargs):  # torch.onnx wraps the ImportError in its own error
         try:
@@ -139,20 +139,20 @@ def test_missing_extra_deep_inside_a_library_names_it(tmp_path, capsys, monkeypa
         except ImportError as error:
             raise RuntimeError("Module onnx is not installed!") from error
 
-    monkeypatch.setattr(models, "summary_row", exporter_like)
+    monkeypatch.setattr(complexity, "summary_row", exporter_like)
     fails_cleanly(capsys, ["summary", "resnet20"], "pip install 'resnetlab[export]'", tmp_path)
-    monkeypatch.setattr(models, "summary_row", lambda *a, **k: __import__("no_such_module_xyz"))
+    monkeypatch.setattr(complexity, "summary_row", lambda *a, **k: __import__("no_such_module_xyz"))
     with pytest.raises(ModuleNotFoundError):  # not an optional extra: a broken install keeps its traceback
         main(["summary", "resnet20"])
 
 
 def test_bugs_keep_their_traceback_and_debug_shows_every_one(tmp_path, capsys, monkeypatch):
-    import resnetlab.cli.models as models
+    import resnetlab.models.complexity as complexity
 
     def buggy(*args, **kwargs):
         raise KeyError("fc.weight")
 
-    monkeypatch.setattr(models, "summary_row", buggy)
+    monkeypatch.setattr(complexity, "summary_row", buggy)
     with pytest.raises(KeyError):  # a bug is not reported as a user error
         main(["summary", "resnet20"])
     capsys.readouterr()

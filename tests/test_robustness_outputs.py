@@ -48,7 +48,7 @@ def test_demo_refuses_a_folder_that_is_not_its_own_run(tmp_path, capsys):
 
 
 def test_demo_replaces_only_its_own_previous_run(tmp_path):
-    from resnetlab.cli.train import prepare_demo_out
+    from resnetlab.engine.demo import prepare_demo_out
 
     run = tmp_path / "demo"
     (run / "checkpoints").mkdir(parents=True)
@@ -76,7 +76,7 @@ def test_demo_replaces_only_its_own_previous_run(tmp_path):
 
 def test_demo_replaces_its_own_shortened_run_too(tmp_path):
     """A run of ``demo --iterations N`` is a demo run (its schedule is the demo's, scaled to N)."""
-    from resnetlab.cli.train import demo_config, prepare_demo_out
+    from resnetlab.engine.demo import demo_config, prepare_demo_out
 
     short = demo_config(20)
     assert (short.iterations, short.milestones, short.eval_every) == (20, (10, 15), 7)
@@ -96,9 +96,9 @@ def test_demo_replaces_its_own_shortened_run_too(tmp_path):
 
 def test_demo_recognises_what_train_really_writes(tmp_path):
     """The demo's allow-list against a real (tiny) run directory, so the two cannot drift apart."""
-    from resnetlab.cli.train import prepare_demo_out
     from resnetlab.data import load_dataset
     from resnetlab.engine.config import TrainConfig
+    from resnetlab.engine.demo import prepare_demo_out
     from resnetlab.engine.train import train
 
     data = load_dataset("synthetic:128", "train"), load_dataset("synthetic", "test").subset(torch.arange(64))
@@ -242,8 +242,8 @@ def test_detect_train_refuses_a_folder_that_is_not_its_run(tmp_path, capsys):
 
 
 def test_detect_train_replaces_its_own_run_only_when_asked(tmp_path):
-    from resnetlab.cli.detect import prepare_train_out
     from resnetlab.detection.config import load_recipe as detection_recipe
+    from resnetlab.detection.run_folder import prepare_train_out
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -165,6 +168,33 @@ def test_train_on_all_images_keeps_final_model_as_best(tmp_path, tiny_data) -> N
     result = train(tiny_config(val_size=0, iterations=4, eval_every=4), tmp_path / "run", data=tiny_data, **QUIET)
     assert result.summary["best_val_error"] is None
     assert load_checkpoint(tmp_path / "run/checkpoints/best.pt")["iteration"] == 4
+
+
+def test_a_library_call_prints_nothing_and_logs_on_the_resnetlab_logger(tmp_path, tiny_data, capsys, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="resnetlab")
+    train(tiny_config(iterations=4, eval_every=4), tmp_path / "run", data=tiny_data)  # log left at its default
+    assert capsys.readouterr().out == ""
+    lines = [r.getMessage() for r in caplog.records if r.name == "resnetlab.engine.train" and r.levelno == logging.INFO]
+    assert any("iterations; device" in line for line in lines), lines
+    assert len(lines) >= 2, lines  # the start line, then the progress/evaluation lines
+
+
+LIBRARY_LOGS = (
+    "resnetlab.engine.train:train",
+    "resnetlab.detection.train:train_detector",
+    "resnetlab.analysis.runs:ensure_run",
+    "resnetlab.analysis.suites.reproduce:reproduce",
+    "resnetlab.analysis.suites.responses:measure",
+    "resnetlab.analysis.campaign_runner:continue_campaign",
+)
+
+
+@pytest.mark.parametrize("where", LIBRARY_LOGS)
+def test_library_log_defaults_go_to_the_resnetlab_logger_at_info(where) -> None:
+    module, name = where.split(":")
+    default = inspect.signature(getattr(importlib.import_module(module), name)).parameters["log"].default
+    assert getattr(default, "__func__", None) is logging.Logger.info
+    assert default.__self__.name == module and module.startswith("resnetlab.")  # a child of "resnetlab"
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:

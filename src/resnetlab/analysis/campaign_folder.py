@@ -1,16 +1,22 @@
 """A campaign folder on disk: its definition (``campaign.json``), the lock of each run directory,
-the finished runs' final weights, and how far a run's checkpoint got. The runner
-(``campaign_runner.py``) and the status (``campaign_status.py``) read and write it through here."""
+the finished runs' final weights (and shipping them: ``ship_finished``), and how far a run's
+checkpoint got. The runner (``campaign_runner.py``) and the status (``campaign_status.py``) read
+and write it through here."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..checkpoints.atomic import write_json
 from .campaign import Campaign
+
+if TYPE_CHECKING:  # for annotations only: pretrained imports torch
+    from ..checkpoints.pretrained import Weights
 
 LOCK_NAME = ".campaign.lock"
 
@@ -94,3 +100,31 @@ def checkpoint_progress(run_dir: Path) -> tuple[int, float] | None:
 def checkpoint_iteration(run_dir: Path) -> int | None:
     progress = checkpoint_progress(run_dir)
     return progress[0] if progress else None
+
+
+class NothingToShip(ValueError):
+    """No finished run of a campaign folder is marked ``ships``: nothing was written."""
+
+
+def ship_finished(out: Path, into: Path, on_shipped: Callable[[Weights], None] | None = None) -> list[Weights]:
+    """Ship the final weights of every finished run of the campaign folder ``out`` that its
+    campaign marks ``ships`` into the weights folder ``into`` (``checkpoints.pretrained.ship``,
+    which refuses reduced-budget runs), in the campaign's order. ``on_shipped`` sees each one as
+    soon as it is written, so a later refusal leaves the earlier ones shipped and reported.
+
+    Returns what was shipped; raises NothingToShip (a ValueError) when no run qualifies."""
+    from ..checkpoints.pretrained import ship
+    from .runs import run_state
+
+    out = Path(out)
+    campaign, _ = read_folder(out)
+    shipped = []
+    for planned in campaign.runs:
+        if planned.ships and run_state(out / planned.name) == "finished":
+            weights = ship(out / planned.name, planned.ships, into)
+            shipped.append(weights)
+            if on_shipped is not None:
+                on_shipped(weights)
+    if not shipped:
+        raise NothingToShip(f"nothing to ship: no finished run of {out} is marked `ships` in campaign {campaign.name}")
+    return shipped

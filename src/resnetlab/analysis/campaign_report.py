@@ -10,97 +10,16 @@ only once every run it needs has finished.
 
 from __future__ import annotations
 
-import json
-import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine.precision import arithmetic, describe_segments
+from .campaign_facts import RunFacts, run_facts
 from .campaign_folder import read_folder
-from .campaign_log import CampaignLog, host_description
-from .campaign_status import RunProgress, campaign_progress
+from .campaign_log import host_description
 from .jpeg_penalty import JpegPoint, extrapolate_clean_error
 from .paper import TABLE6_ERROR, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """One planned run as the report states it."""
-
-    progress: RunProgress
-    model: str
-    budget: float
-    train_images: int
-    precision: str
-    hosts: str
-    median_load: float | None
-    final_train_error: float | None  # mean of the last 5 logged points (one point is one batch's)
-    test_iteration: int | None  # where the latest logged test error was measured
-    jpeg_quality: int | None
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _logged(run_dir: Path) -> tuple[float | None, int | None]:
-    """(mean training error of the last 5 log points, iteration of the latest test error)."""
-    path = run_dir / "metrics.jsonl"
-    train, test_at = [], None
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "train_error" in record:
-            train.append(record["train_error"])
-        if "test_error" in record:
-            test_at = record.get("iteration")
-    return (statistics.fmean(train[-5:]) if train else None), test_at
-
-
-def run_facts(out: Path) -> tuple[str | None, list[RunFacts]]:
-    out = Path(out)
-    campaign, data, progress = campaign_progress(out)
-    loads: dict[str, list[float]] = {}
-    hosts_of: dict[str, set[str]] = {}
-    for record in CampaignLog(out).read():
-        if record.get("event") == "load" and record.get("load") is not None:
-            for name in record.get("runs", []):
-                loads.setdefault(name, []).append(record["load"])
-        elif record.get("event") in ("start", "resume") and record.get("host"):
-            hosts_of.setdefault(record.get("run", ""), set()).add(record["host"])
-    facts = []
-    for planned, p in zip(campaign.runs, progress, strict=True):
-        run_dir = out / planned.name
-        config = planned.config(planned.data_for(data, out))
-        meta, summary = _json(run_dir / "meta.json"), _json(run_dir / "summary.json")
-        segments = meta.get("segments") or ([{"from_iteration": 0, **meta}] if meta else [])
-        precision = summary.get("precision") or (
-            describe_segments(segments, "precision", p.done, arithmetic) if segments else "-"
-        )
-        # The campaign log names every host a run started on (with its bf16/AMX features); segments
-        # recorded before that log existed name the CPU only.
-        hosts = sorted(hosts_of.get(planned.name) or {s.get("cpu") for s in segments if s.get("cpu")})
-        train_error, test_at = _logged(run_dir)
-        facts.append(
-            RunFacts(
-                progress=p,
-                model=config.model,
-                budget=planned.budget,
-                train_images=50_000 - config.val_size if config.data else 0,
-                precision=precision,
-                hosts="; ".join(hosts) or "-",
-                median_load=statistics.median(loads[planned.name]) if loads.get(planned.name) else None,
-                final_train_error=train_error,
-                test_iteration=test_at,
-                jpeg_quality=planned.jpeg_quality,
-            )
-        )
-    return data, facts
 
 
 def _pct(value: float | None) -> str:
@@ -129,16 +48,17 @@ def table6_section(facts: list[RunFacts]) -> list[str]:
     lines = [
         "### Table 6: CIFAR-10 test error at the full schedule (64k iterations, all 50k training images)",
         "",
-        "| network | paper | ours | state | iterations | precision | hours | load |",
-        "|---|---|---|---|---|---|---|---|",
+        "| network | paper | ours | training error (last 5 logs) | state | iterations | precision | hours | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in facts:
         if f.budget != 1.0 or f.jpeg_quality is not None:
             continue
         p = f.progress
         lines.append(
-            f"| {pretty_name(f.model)} | {_pct(TABLE6_ERROR.get(f.model))} | {_test(f)} | {p.state} | "
-            f"{p.done:,}/{p.total:,} | {f.precision} | {_hours(f)} | {_load(f)} |"
+            f"| {pretty_name(f.model)} | {_pct(TABLE6_ERROR.get(f.model))} | {_test(f)} | "
+            f"{_pct(f.final_train_error)} | {p.state} | {p.done:,}/{p.total:,} | {f.precision} | "
+            f"{_hours(f)} | {_load(f)} |"
         )
     return lines
 

@@ -28,6 +28,7 @@ code, and how busy the machine was while the speed figures were measured.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import signal
@@ -42,6 +43,8 @@ from .campaign import Campaign, PlannedRun
 from .campaign_folder import checkpoint_iteration, finalize_run, prepare_folder, try_lock
 from .campaign_log import CampaignLog, host_description, load_average
 from .runs import run_state
+
+logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
 LOAD_SAMPLE_SECONDS = 300.0
 
@@ -90,7 +93,7 @@ def continue_campaign(
     threads: int | None = None,
     wait_policy: str | None = None,
     only: tuple[str, ...] = (),
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     should_stop: Callable[[], bool] = lambda: False,
     python: str = sys.executable,
     poll: float = 1.0,

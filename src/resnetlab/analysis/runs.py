@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.config import TrainConfig, load_recipe
+
+logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def ensure_run(
     out: Path,
     *,
     trainer: Callable,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     should_stop: Callable[[], bool] = lambda: False,
     **train_kwargs,
 ) -> str:

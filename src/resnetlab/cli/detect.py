@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 from . import (
-    UserError,
     add_device_argument,
     add_set_argument,
     check_device,
@@ -39,9 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device_argument(
         t,
-        choices=("auto", "cpu", "cuda"),
         help="auto (the default: CUDA if present, else CPU; a recipe's own device key stands "
-        "unless --device is given), cpu or cuda",
+        "unless --device is given), cpu, cuda or cuda:N",
     )
     t.set_defaults(func=run_train)
 
@@ -62,39 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_predict)
 
 
-def _is_detection_run(out: Path) -> bool:
-    """Only what ``train_detector`` writes, with a detection config: safe to replace."""
-    from dataclasses import fields
-
-    from ..checkpoints.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
-    from ..detection.config import DetectionConfig
-
-    if not holds_only(
-        out,
-        ("config.json", "meta.json", "metrics.jsonl", "results.json"),
-        {"checkpoints": checkpoint_file, "tb": tensorboard_file},
-    ):
-        return False
-    recorded = recorded_config(out)
-    return recorded is not None and set(recorded) <= {f.name for f in fields(DetectionConfig)}
-
-
-def prepare_train_out(out: Path, overwrite: bool) -> None:
-    """A detection run starts in a new or empty folder (its metrics file is appended to), or
-    replaces a previous detection run when asked; anything else is refused."""
-    from ..checkpoints.outputs import occupied
-
-    if not occupied(out):
-        return
-    if not _is_detection_run(out):
-        raise UserError(f"{out} is not empty and is not a detection run; choose another --out")
-    if not overwrite:
-        raise UserError(
-            f"{out} holds a previous detection run; pass --overwrite to replace it, or choose another --out"
-        )
-    shutil.rmtree(out)
-
-
 def resolve_config(args: argparse.Namespace):
     """The recipe with ``--iterations``, ``--device`` and the ``--set`` items applied, in that order."""
     from ..detection.config import apply_overrides, load_recipe
@@ -108,6 +72,7 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..detection.run_folder import prepare_train_out
     from ..detection.train import train_detector
     from ..engine.stop import StopFlag
 

@@ -40,39 +40,11 @@ def _fmt_count(value: float | None, unit: float, suffix: str, digits: int = 2) -
     return "-" if value is None else f"{value / unit:.{digits}f}{suffix}"
 
 
-def summary_row(name: str, input_size: int | None = None, **options) -> dict:
-    from ..models import measure, model_info
-
-    info = model_info(name)
-    c = measure(name, input_size, **options)
-    return {
-        **c.as_dict(),
-        "family": info.family,
-        "paper_params": info.paper_params,
-        "paper_macs": info.paper_macs,
-        "description": info.description,
-    }
-
-
-# The smallest side each family's layers can reduce without an empty feature map (VGG: five 2x2
-# max-pools), and a largest one that keeps the measuring forward pass within memory.
-MIN_INPUT_SIZE = {"vgg": 32}
-MAX_INPUT_SIZE = 4096
-
-
-def check_input_size(name: str, size: int | None) -> None:
-    if size is None:
-        return
-    from ..models import model_info
-
-    low = MIN_INPUT_SIZE.get(model_info(name).family, 1)
-    if not low <= size <= MAX_INPUT_SIZE:
-        raise ValueError(f"--input-size must be between {low} and {MAX_INPUT_SIZE} for {name}, got {size}")
-
-
 def run_summary(args: argparse.Namespace) -> int:
-    check_input_size(args.model, args.input_size)
-    row = summary_row(args.model, args.input_size, **parse_options(args.overrides))
+    from ..models import complexity
+
+    complexity.check_input_size(args.model, args.input_size)
+    row = complexity.summary_row(args.model, args.input_size, **parse_options(args.overrides))
     if args.json:
         print(json.dumps(row))
         return 0
@@ -90,10 +62,10 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..models import list_models
+    from ..models import complexity, list_models
 
     names = [n for n in list_models(args.family) if n not in ("cifar_resnet", "cifar_plain")]
-    rows = [summary_row(name) for name in names]
+    rows = [complexity.summary_row(name) for name in names]
     if args.json:
         for row in rows:
             print(json.dumps(row))

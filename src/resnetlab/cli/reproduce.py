@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from . import add_device_argument, device_given, progress_printer, progress_tty
+from . import add_device_argument, check_device, device_given, progress_printer, progress_tty
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "--no-train", action="store_true", help="train nothing: report the finished runs already in --out"
             )
             add_device_argument(
-                s,
-                choices=("auto", "cpu", "cuda"),
-                help="where the runs train: auto (the default: CUDA if present, else CPU), cpu or cuda",
+                s, help="where the runs train: auto (the default: CUDA if present, else CPU), cpu, cuda or cuda:N"
             )
         s.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
         s.add_argument(
@@ -65,9 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--only", nargs="+", default=[], metavar="RUN", help="train only these runs")
     add_device_argument(
         s,
-        choices=("auto", "cpu", "cuda"),
         help="where the runs train: auto (the default: CUDA if present, else CPU, as each "
-        "run's recipe says), cpu or cuda (passed to every run as --device)",
+        "run's recipe says), cpu, cuda or cuda:N (checked here, then passed to every run as --device)",
     )
     s.set_defaults(func=run_campaign)
     s = suites.add_parser("status", help="where every planned run of a campaign folder stands, with time left")
@@ -171,7 +168,8 @@ def run_campaign(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else available_cores()
     # Only a device other than auto travels to the runs: with auto, each run's config is exactly
     # what the campaign plans (and what its run directory already records).
-    device = str(args.device) if device_given(args) and args.device != "auto" else None
+    # Checked here, once: a typo or a missing GPU would otherwise fail every run's process in turn.
+    device = check_device(str(args.device)) if device_given(args) and args.device != "auto" else None
     status = continue_campaign(
         campaign,
         args.out,
@@ -200,19 +198,15 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_ship(args: argparse.Namespace) -> int:
-    from ..analysis.campaign_folder import read_folder
-    from ..analysis.runs import run_state
-    from ..checkpoints.pretrained import ship
+    from ..analysis.campaign_folder import NothingToShip, ship_finished
 
-    campaign, _ = read_folder(args.out)
-    shipped = 0
-    for planned in campaign.runs:
-        if planned.ships and run_state(args.out / planned.name) == "finished":
-            weights = ship(args.out / planned.name, planned.ships, args.into)
-            print(f"shipped {weights.name}: test error {weights.meta['test_top1_error']:.2f}% -> {weights.file}")
-            shipped += 1
-    if not shipped:
-        print(f"nothing to ship: no finished run of {args.out} is marked `ships` in campaign {campaign.name}")
+    def shipped(weights) -> None:
+        print(f"shipped {weights.name}: test error {weights.meta['test_top1_error']:.2f}% -> {weights.file}")
+
+    try:
+        ship_finished(args.out, args.into, on_shipped=shipped)
+    except NothingToShip as nothing:  # not an error: the campaign's runs may still be training
+        print(nothing)
     return 0
 
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import UserError, add_device_argument, add_set_argument, device_given, progress_printer, progress_tty
-
-if TYPE_CHECKING:  # for annotations only: engine.config is imported when a command runs
-    from ..engine.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,9 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed")
     add_device_argument(
         p,
-        choices=("auto", "cpu", "cuda"),
         help="auto (the default: CUDA if present, else CPU; a recipe's own device key stands "
-        "unless --device is given), cpu or cuda",
+        "unless --device is given), cpu, cuda or cuda:N",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_set_argument(p, help="override a recipe key, e.g. --set lr=0.05 --set milestones=[100,200]")
@@ -100,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..data.datasets import default_cache_dir
     from ..devices import resolve_device
     from ..engine.distributed import DistInfo, init, shutdown
+    from ..engine.run_folder import check_fresh_out
     from ..engine.steps import TrainingDiverged
     from ..engine.stop import StopFlag
     from ..engine.train import train
@@ -171,96 +165,8 @@ def run_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-# What ``train`` writes into a run directory (see checkpoints/rundir.py); only these are ever replaced.
-RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "summary.json")
-RUN_FOLDERS = ("checkpoints", "tb")
-
-
-def _holds_run_config(out: Path) -> bool:
-    """Whether ``out/config.json`` is a resnetlab training config (not some other program's)."""
-    from ..checkpoints.outputs import recorded_config
-    from ..engine.config import FIELD_NAMES
-
-    values = recorded_config(out)
-    return values is not None and set(values) <= set(FIELD_NAMES)
-
-
-def check_fresh_out(out: Path) -> None:
-    """Refuse to start a run where it would overwrite what is not a run, or lose an unfinished one."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory; choose another --out")
-    if (out / "checkpoints" / "last.pt").is_file() and not (out / "summary.json").exists():
-        raise UserError(f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out")
-    ours = [name for name in RUN_FILES + RUN_FOLDERS if (out / name).exists()]
-    if ours and not _holds_run_config(out):
-        raise UserError(
-            f"{out} holds {', '.join(ours)} that are not from a resnetlab run and would be "
-            "overwritten; choose another --out"
-        )
-
-
-def demo_config(iterations: int | None = None) -> TrainConfig:
-    """The demo recipe, on ``iterations`` instead of its own when given: the
-    milestones, evaluations, log lines and checkpoints keep their fractions of the run (50%/75%,
-    every third, ...), so a run of 20 iterations still passes through every part of the demo; the
-    final test-set evaluation happens at the end of any run."""
-    from ..engine.config import load_recipe
-
-    config = load_recipe("demo")
-    if iterations is None or iterations == config.iterations:
-        return config
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"--iterations must be a positive integer, got {iterations!r}")
-    fraction = iterations / config.iterations
-
-    def scale(n: int) -> int:
-        return max(1, round(n * fraction))
-
-    return config.replace(
-        iterations=iterations,
-        milestones=tuple(scale(m) for m in config.milestones),
-        log_every=scale(config.log_every),
-        eval_every=scale(config.eval_every),
-        checkpoint_every=scale(config.checkpoint_every),
-    )
-
-
-def _is_demo_run(out: Path) -> bool:
-    """Everything in ``out`` is what a demo run writes, and its config is the demo recipe's (on
-    the iterations it records: a run of ``demo --iterations N`` is a demo run too)."""
-    from ..checkpoints.outputs import checkpoint_file, holds_only, recorded_config, tensorboard_file
-
-    if not holds_only(out, RUN_FILES, {"checkpoints": checkpoint_file, "tb": tensorboard_file}, temporaries=True):
-        return False
-    recorded = recorded_config(out)
-    if recorded is None:
-        return False
-    try:
-        config = demo_config(recorded.get("iterations"))
-    except ValueError:  # iterations no demo run records
-        return False
-    # Compared as JSON, the form config.json is written in (tuples become lists). A key that an
-    # older version did not record yet is not a difference (fields are only ever added).
-    demo = json.loads(json.dumps(config.to_dict(), default=str))
-    return set(recorded) <= set(demo) and all(recorded[key] == demo[key] for key in recorded)
-
-
-def prepare_demo_out(out: Path) -> None:
-    """Make ``out`` ready for a demo: replace a previous demo run, never anything else."""
-    from ..checkpoints.outputs import occupied
-
-    if not occupied(out):
-        return
-    if not _is_demo_run(out):
-        raise UserError(
-            f"{out} is not empty and is not a previous demo run; remove it yourself or choose another --out"
-        )
-    shutil.rmtree(out)
-
-
 def run_demo(args: argparse.Namespace) -> int:
+    from ..engine.demo import demo_config, prepare_demo_out
     from ..engine.train import train
 
     out = Path(args.out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..data.imagenet_stats import IMAGENET_MEAN
-from ..engine.config import DEVICES, PRECISIONS
+from ..engine.config import PRECISIONS, check_device_name
 from ..engine.config_loader import (
     build_config,
     check_field_types,
@@ -86,10 +86,11 @@ class DetectionConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        choices = {"dataset": DATASETS, "pooler": POOLERS, "precision": PRECISIONS, "device": DEVICES}
+        choices = {"dataset": DATASETS, "pooler": POOLERS, "precision": PRECISIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
+        check_device_name(self.device)
         positive = (
             "min_size",
             "max_size",

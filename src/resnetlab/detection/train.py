@@ -14,6 +14,7 @@ RoI samples as one that never stopped. ``results.json`` holds the final test-set
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from ..seeding import generator as seeded
 from .config import DetectionConfig, upgrade_legacy_keys
 from .datasets import batch_images, resize_sample, training_targets
 from .pipeline import Detector, build_dataset, build_detector, detector_payload, evaluate_detector
+
+logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
 # Keys that may differ between a run and its resumption (cadence and machine, not the recipe).
 RESUMABLE_CHANGES = {"log_every", "checkpoint_every", "workers", "device"}
@@ -112,7 +115,7 @@ def train_detector(
     config: DetectionConfig,
     data: str | Path | None,
     out: str | Path,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     evaluate: bool = True,
     eval_limit: int | None = None,
     device: str | torch.device | None = None,

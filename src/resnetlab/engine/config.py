@@ -8,15 +8,25 @@ comments. Schedules count iterations, as the paper does; epochs are derived.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config_loader import build_config, field_names, merge_overrides, read_toml, shipped_names
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")  # cuda:N, the N-th CUDA device (as torch numbers them)
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 SCHEDULES = ("step", "plateau")
 PIPELINES = ("arrays", "imagenet")
+
+
+def check_device_name(name: str) -> None:
+    """``ValueError`` naming the ``device`` key unless ``name`` is auto, cpu, cuda or cuda:N. Only the
+    spelling: whether this machine has the device is ``devices.resolve_device``'s question, asked
+    when a run starts (under torchrun each process then takes its local rank's CUDA device)."""
+    if not isinstance(name, str) or _DEVICE_NAME.fullmatch(name) is None:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
 
 
 # Sane maxima, checked after the types: a value past these is a typo (an extra zero or two) that
@@ -163,8 +173,7 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        check_device_name(self.device)
         for key in ("augment", "nesterov", "track_test_error", "channels_last", "compile", "sync_bn"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key} must be true or false, got {getattr(self, key)!r}")

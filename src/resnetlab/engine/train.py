@@ -11,6 +11,7 @@ the same weights as an uninterrupted run (CPU).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ from .precision import autocast_for, resolve_precision
 from .state import TrainState, check_resumable
 from .steps import Run, TrainResult
 from .train_data import TrainData, array_data, load_arrays
+
+logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
 SINGLE_PROCESS = DistInfo()  # the default: no torchrun
 
@@ -213,7 +216,7 @@ def train(
     data: tuple[ImageArrays, ImageArrays] | None = None,
     cache_dir: Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     progress_tty: bool | None = False,
     dist_info: DistInfo = SINGLE_PROCESS,
     argv: list[str] | None = None,

@@ -3,6 +3,8 @@
 Multiply-adds count convolutions and fully connected layers, as the paper's FLOPs do (Table 1 counts
 multiply-adds; BN, ReLU, pooling and additions are negligible and left out, as is customary).
 Depth counts weighted layers on the main path: shortcut projections do not add depth (Sec. 3.3).
+``summary_row`` is one network's row of ``resnetlab models`` / ``summary``: the measured counts
+beside the paper's; ``check_input_size`` refuses a side the network cannot take.
 """
 
 from __future__ import annotations
@@ -78,3 +80,36 @@ def measure(name: str, input_size: int | None = None, **options) -> Complexity:
     size = input_size or info.input_size
     model = build_model(name, **options)
     return Complexity(name, count_params(model), count_macs(model, size), count_depth(model), size)
+
+
+def summary_row(name: str, input_size: int | None = None, **options) -> dict:
+    """The measured complexity of ``name`` (``measure``) with its family, description and the
+    paper's parameter and multiply-add counts (None where the paper gives none)."""
+    from .registry import model_info
+
+    info = model_info(name)
+    c = measure(name, input_size, **options)
+    return {
+        **c.as_dict(),
+        "family": info.family,
+        "paper_params": info.paper_params,
+        "paper_macs": info.paper_macs,
+        "description": info.description,
+    }
+
+
+# The smallest side each family's layers can reduce without an empty feature map (VGG: five 2x2
+# max-pools), and a largest one that keeps the measuring forward pass within memory.
+MIN_INPUT_SIZE = {"vgg": 32}
+MAX_INPUT_SIZE = 4096
+
+
+def check_input_size(name: str, size: int | None) -> None:
+    """Raise ValueError unless ``size`` (None: the native size) is a side ``name`` can measure."""
+    if size is None:
+        return
+    from .registry import model_info
+
+    low = MIN_INPUT_SIZE.get(model_info(name).family, 1)
+    if not low <= size <= MAX_INPUT_SIZE:
+        raise ValueError(f"--input-size must be between {low} and {MAX_INPUT_SIZE} for {name}, got {size}")

@@ -9,6 +9,7 @@ its table, findings and figure (``OUT/figures/``) and refresh the index ``OUT/re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..report import SuiteReport, deviation_lines, setup_lines, write_suite_repo
 from ..runs import RunSpec, check_config, ensure_run, read_json
 from .options import SuiteOptions
 from .registry import SUITES
+
+logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
 
 def suite_specs(options: SuiteOptions) -> list[RunSpec]:
@@ -39,7 +42,7 @@ def reproduce(
     arrays=None,
     cache_dir: Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     train_missing: bool = True,
     progress_tty: bool | None = False,
 ) -> SuiteResult:

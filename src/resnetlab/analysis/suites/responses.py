@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ from ..report import data_title
 from ..runs import RunSpec, read_json
 from ..tables import markdown_table
 from .base import Figure, Suite, plan_seeded_runs
+
+logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
 if TYPE_CHECKING:
     from .options import SuiteOptions
@@ -32,7 +35,7 @@ def plan(options: SuiteOptions) -> list[RunSpec]:
 
 
 def measure(
-    options: SuiteOptions, arrays=None, cache_dir: Path | None = None, log: Callable[[str], None] = print
+    options: SuiteOptions, arrays=None, cache_dir: Path | None = None, log: Callable[[str], None] = logger.info
 ) -> Path:
     """Fig. 7 stds of every seed-0 run of the suite, saved raw to ``OUT/responses.json``."""
     from ..responses import run_response_stds
