@@ -49,7 +49,8 @@ COMMON = [
 
 
 def run(tmp_path: Path, out: str, nproc: int, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
+    # PYTHONFAULTHANDLER: a worker that dies of a signal prints where (its Python stacks).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"}
     prefix = (
         [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", "-m", "resnetlab"]
         if nproc > 1
@@ -91,7 +92,7 @@ def test_resume_with_a_different_number_of_processes(tmp_path) -> None:
 
 def torchrun(tmp_path: Path, argv: list[str], timeout: int = 180) -> subprocess.CompletedProcess:
     """2 processes under torchrun; ``--tee 3`` prefixes each rank's lines with ``[defaultN]:``."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"}
     return subprocess.run(
         [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--tee", "3", *argv],
         capture_output=True,
@@ -163,7 +164,7 @@ def test_kill_9_of_one_rank_then_resume_is_bitwise_identical(tmp_path) -> None:
 
     long = ["--iterations", "12", "--set", "checkpoint_every=2", "--set", "milestones=[8]"]
     run(tmp_path, "reference", 2, *long)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RESNETLAB_CACHE": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"}
     out = tmp_path / "killed"
     job = subprocess.Popen(
         [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "resnetlab", *COMMON, "--out", str(out), *long],
