@@ -72,3 +72,14 @@ def test_wheel_installs_into_a_fresh_environment_and_runs_the_demo_there(tmp_pat
         run([cli, "eval", "demo-run", "--data", "synthetic", "--split", "test", "--json"], tmp_path).stdout
     )
     assert result["top1_error"] == summary["test_top1_error"]  # the installed eval reproduces the run
+    # The shipped weights are package data too: present in the wheel, sha256 as recorded.
+    shipped = run(
+        [
+            python,
+            "-c",
+            "from resnetlab.models import get_weights, list_weights\n"
+            "for name in list_weights(): get_weights(name).verify(); print(name)",
+        ],
+        tmp_path,
+    ).stdout.split()
+    assert "resnet20.cifar10" in shipped
