@@ -34,7 +34,11 @@ def gemm_gflops(torch, dtype, n: int = 1024, repeats: int = 5) -> float:
     return best
 
 
-def make_step(torch, model_name: str, precision: str, compiled: bool, channels_last: bool = True):
+def make_step(
+    torch, model_name: str, precision: str, compiled: bool, channels_last: bool = True, *, transform=None, lr=0.1
+):
+    """One training step (batch 128, the paper's SGD) on a fixed batch; ``transform(model)`` may
+    change the network first (benchmarks/ceiling.py strips its batch norm and ReLU)."""
     import torch.nn.functional as F
 
     from resnetlab.engine.precision import autocast_for
@@ -42,19 +46,23 @@ def make_step(torch, model_name: str, precision: str, compiled: bool, channels_l
 
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(model_name).to(memory_format=fmt)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    model = build_model(model_name)
+    if transform is not None:
+        model = transform(model)
+    model = model.to(memory_format=fmt)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     forward = torch.compile(model) if compiled else model
     x = torch.randn(128, 3, 32, 32).to(memory_format=fmt)
     y = torch.randint(0, 10, (128,))
     autocast = autocast_for(torch.device("cpu"), precision)
 
-    def step() -> None:
+    def step():
         with autocast:
             loss = F.cross_entropy(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss.detach()
 
     return step
 

@@ -10,6 +10,8 @@ Every figure is measured in this run; hosts differ (AMX or not), so the peak is 
     python benchmarks/peak.py                      # about 4 min on a quiet 2-core machine
     python benchmarks/peak.py --contended          # + wait policies quiet vs busy (+ about 6 min)
     python benchmarks/peak.py --jobs-compare       # + two 1-thread runs vs one 2-thread run (+1 min)
+    python benchmarks/peak.py --end-to-end         # + `resnetlab train` itself: 2 threads vs 2 x 1-thread
+                                                   #   data-parallel, eager vs compiled (+ about 10 min)
     python benchmarks/peak.py --quick              # seconds-long smoke run; figures meaningless
 
 --contended runs every candidate as a separate subprocess, because the OpenMP wait policy only
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 import benchlib  # beside this file; imports no torch, so the wait policy below can still apply
+from peak_end_to_end import end_to_end_section
 from peak_sharing import contended_section, jobs_section, pct, rate
 
 from resnetlab.engine.threads import available_cores, configure_threads
@@ -92,6 +95,10 @@ def main() -> None:
     p.add_argument("--policies", default="default,passive,spin:10000", help="wait policies --contended compares")
     p.add_argument("--contended-model", default="resnet20", help="model of --contended and --jobs-compare")
     p.add_argument("--seconds", type=float, default=60.0, help="time limit of each subprocess measurement")
+    p.add_argument("--end-to-end", action="store_true", help="also: `resnetlab train` subprocesses, see module doc")
+    p.add_argument("--e2e-window", type=int, default=10, help="log window of --end-to-end runs (the first is start-up)")
+    p.add_argument("--e2e-iterations", type=int, default=150, help="timed iterations of each --end-to-end run")
+    p.add_argument("--e2e-timeout", type=float, default=900.0, help="seconds before an --end-to-end run is killed")
     p.add_argument("--skip-table", action="store_true", help="only the GEMM peak and the extra sections")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, figures meaningless")
     p.add_argument("--json", type=Path, help="also write every figure here")
@@ -101,6 +108,7 @@ def main() -> None:
     if args.quick:
         args.iterations, args.warmup, args.seconds, args.eval_images = 2, 2, 60.0, 1000
         args.data, sizes, repeats = "synthetic:1280", (512,), 2
+        args.e2e_window, args.e2e_iterations = 2, 2
     if args.iterations < 1 or args.warmup < 1:
         p.error("--iterations and --warmup must be positive")
     load_before = benchlib.load_average()
@@ -212,6 +220,9 @@ def main() -> None:
         contended_section(args, report, 6 * contended_macs, bf16)
     if args.jobs_compare:
         jobs_section(args, report, 6 * contended_macs, bf16)
+    if args.end_to_end:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        end_to_end_section(args, report, {m: 6 * macs_per_image(m) for m in models}, bf16)
     report["load_average_after"] = benchlib.load_average()
     print(
         f"\nload average after {report['load_average_after']} (a figure measured next to other work is not a quiet-machine figure)"
