@@ -118,6 +118,16 @@ def test_report_states_each_result_beside_the_paper(folder):
     assert "data/cifar" in text and "nothing is selected on the test set" in text
 
 
+def test_finished_precision_control_is_a_table_with_the_difference_and_the_noise_it_sits_in(folder):
+    _finished(folder / "resnet20-q-fp32", test=10.6, train=5.5, iterations=16_000, precision="fp32", hours=1.5)
+    lines = campaign_report(folder).splitlines()
+    assert "| resnet20-q | bf16 | 6.00% | 11.50% | 11.00% | 1.0 | - |" in lines
+    assert "| resnet20-q-fp32 | fp32 | 5.50% | 11.10% | 10.60% | 1.5 | - |" in lines
+    said = next(line for line in lines if line.startswith("bf16 minus fp32"))
+    assert said.startswith("bf16 minus fp32: test +0.40 points, validation +0.40.")
+    assert "standard deviation of 0.16 points" in said
+
+
 def test_readme_section_is_replaced_between_its_markers(tmp_path, folder):
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\nbefore\n{BEGIN}\nold\n{END}\nafter\n")
