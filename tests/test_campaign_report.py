@@ -124,8 +124,20 @@ def test_finished_precision_control_is_a_table_with_the_difference_and_the_noise
     assert "| resnet20-q | bf16 | 6.00% | 11.50% | 11.00% | 1.0 | - |" in lines
     assert "| resnet20-q-fp32 | fp32 | 5.50% | 11.10% | 10.60% | 1.5 | - |" in lines
     said = next(line for line in lines if line.startswith("bf16 minus fp32"))
-    assert said.startswith("bf16 minus fp32: test +0.40 points, validation +0.40.")
-    assert "standard deviation of 0.16 points" in said
+    assert said.startswith("bf16 minus fp32: test +0.40 points, validation +0.40. One seed each.")
+    # sqrt(0.108 * 0.892 / 10,000) = 0.31 points
+    assert "standard deviation of 0.16 points" in said and "10.8% measured on 10,000 test images" in said
+    assert "binomial standard error of 0.31 points" in said
+
+
+def test_a_precision_control_whose_differences_disagree_in_sign_says_so(folder):
+    _finished(folder / "resnet20-q-fp32", test=10.6, train=5.5, iterations=16_000, precision="fp32", hours=1.5)
+    metrics = folder / "resnet20-q-fp32" / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    rows[-1]["val_error"] = 12.0  # bf16's validation error is 11.5: bf16 better there, worse on test
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    said = next(line for line in campaign_report(folder).splitlines() if line.startswith("bf16 minus fp32"))
+    assert said.startswith("bf16 minus fp32: test +0.40 points, validation -0.50 (opposite signs).")
 
 
 def test_readme_section_is_replaced_between_its_markers(tmp_path, folder):

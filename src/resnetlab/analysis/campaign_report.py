@@ -10,6 +10,7 @@ only once every run it needs has finished.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .campaign_facts import RunFacts, run_facts
@@ -20,6 +21,7 @@ from .paper import TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
+CIFAR10_TEST_IMAGES = 10_000
 
 
 def _pct(value: float | None) -> str:
@@ -119,17 +121,20 @@ def precision_section(facts: list[RunFacts]) -> list[str]:
                 f"| {p.name} | {f.precision} | {_pct(f.final_train_error)} | {_pct(p.val_error)} | "
                 f"{_pct(p.test_error)} | {_hours(f)} | {_load(f)} |"
             )
-        test = bf16.progress.test_error - fp32.progress.test_error
-        val = (
-            ""
-            if bf16.progress.val_error is None or fp32.progress.val_error is None
-            else f", validation {bf16.progress.val_error - fp32.progress.val_error:+.2f}"
-        )
+        a, b = bf16.progress, fp32.progress
+        test = a.test_error - b.test_error
+        val = None if a.val_error is None or b.val_error is None else a.val_error - b.val_error
+        p = (a.test_error + b.test_error) / 200  # the error rate both sit near, as a fraction
+        standard_error = 100 * math.sqrt(p * (1 - p) / CIFAR10_TEST_IMAGES)
+        said = f"bf16 minus fp32: test {test:+.2f} points" + ("" if val is None else f", validation {val:+.2f}")
+        if val is not None and val * test < 0:
+            said += " (opposite signs)"
         lines += [
             "",
-            f"bf16 minus fp32: test {test:+.2f} points{val}. One seed each: the paper's five ResNet-110 "
-            f"runs spread with a standard deviation of {TABLE6_RESNET110_MEAN_STD[1]:.2f} points (Table 6), so a "
-            f"difference of that order is within seed-to-seed noise.",
+            f"{said}. One seed each. For scale: the paper's five ResNet-110 runs spread with a standard "
+            f"deviation of {TABLE6_RESNET110_MEAN_STD[1]:.2f} points (Table 6), and an error rate of "
+            f"{100 * p:.1f}% measured on {CIFAR10_TEST_IMAGES:,} test images has a binomial standard error "
+            f"of {standard_error:.2f} points.",
         ]
     else:
         lines.append(
