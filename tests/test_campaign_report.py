@@ -114,6 +114,13 @@ def test_report_states_each_result_beside_the_paper(folder):
     assert "plain-56 tests worse than plain-20: holds: 15.00% vs 12.00%" in text
     # A failed ordering is said, not hidden.
     assert "ResNet-56 tests better than ResNet-20: FAILS: 11.00% vs 11.50%" in text
+    # The margin beside the sampling noise of one test error (sqrt(0.1125 * 0.8875 / 10,000) = 0.32),
+    # and the validation errors, so a narrow verdict reads as narrow.
+    assert (
+        "FAILS: 11.00% vs 11.50% (margin -0.50 points; one test error near 11.2% has a binomial standard "
+        "error of 0.32; validation 11.50% vs 12.00%)"
+    ) in text
+    assert "ResNet-56 trains better than ResNet-20 (training error): holds: 6.00% vs 4.00%" in text
     assert "Pending: resnet20-q finished (16,000/16,000), resnet20-q-fp32 pending (0/16,000)." in text
     assert "data/cifar" in text and "nothing is selected on the test set" in text
 

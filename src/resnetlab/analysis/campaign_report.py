@@ -74,7 +74,22 @@ def _ordering(facts: dict[str, RunFacts], worse: str, better: str, key: str) -> 
     if va is None or vb is None:
         return "pending"
     verdict = "holds" if va > vb else "FAILS"
-    return f"{verdict}: {va:.2f}% vs {vb:.2f}%"
+    said = f"{verdict}: {va:.2f}% vs {vb:.2f}%"
+    if key == "test":  # how far apart, against the sampling noise of one test error
+        said += (
+            f" (margin {va - vb:.2f} points; one test error near {(va + vb) / 2:.1f}% has a binomial "
+            f"standard error of {_standard_error((va + vb) / 2):.2f}"
+        )
+        if a.progress.val_error is not None and b.progress.val_error is not None:
+            said += f"; validation {a.progress.val_error:.2f}% vs {b.progress.val_error:.2f}%"
+        said += ")"
+    return said
+
+
+def _standard_error(error_percent: float, images: int = CIFAR10_TEST_IMAGES) -> float:
+    """Binomial standard error, in points, of an error rate measured on ``images`` images."""
+    p = error_percent / 100
+    return 100 * math.sqrt(p * (1 - p) / images)
 
 
 def degradation_section(facts: list[RunFacts]) -> list[str]:
@@ -99,6 +114,7 @@ def degradation_section(facts: list[RunFacts]) -> list[str]:
         "The paper's claims (Sec. 4.2, Fig. 6):",
         f"- plain-56 trains worse than plain-20 (training error): {_ordering(by_name, 'plain56-q', 'plain20-q', 'train')}",
         f"- plain-56 tests worse than plain-20: {_ordering(by_name, 'plain56-q', 'plain20-q', 'test')}",
+        f"- ResNet-56 trains better than ResNet-20 (training error): {_ordering(by_name, 'resnet20-q', 'resnet56-q', 'train')}",
         f"- ResNet-56 tests better than ResNet-20: {_ordering(by_name, 'resnet20-q', 'resnet56-q', 'test')}",
     ]
     return lines
@@ -124,8 +140,7 @@ def precision_section(facts: list[RunFacts]) -> list[str]:
         a, b = bf16.progress, fp32.progress
         test = a.test_error - b.test_error
         val = None if a.val_error is None or b.val_error is None else a.val_error - b.val_error
-        p = (a.test_error + b.test_error) / 200  # the error rate both sit near, as a fraction
-        standard_error = 100 * math.sqrt(p * (1 - p) / CIFAR10_TEST_IMAGES)
+        near = (a.test_error + b.test_error) / 2  # the error rate both sit near
         said = f"bf16 minus fp32: test {test:+.2f} points" + ("" if val is None else f", validation {val:+.2f}")
         if val is not None and val * test < 0:
             said += " (opposite signs)"
@@ -133,8 +148,8 @@ def precision_section(facts: list[RunFacts]) -> list[str]:
             "",
             f"{said}. One seed each. For scale: the paper's five ResNet-110 runs spread with a standard "
             f"deviation of {TABLE6_RESNET110_MEAN_STD[1]:.2f} points (Table 6), and an error rate of "
-            f"{100 * p:.1f}% measured on {CIFAR10_TEST_IMAGES:,} test images has a binomial standard error "
-            f"of {standard_error:.2f} points.",
+            f"{near:.1f}% measured on {CIFAR10_TEST_IMAGES:,} test images has a binomial standard error "
+            f"of {_standard_error(near):.2f} points.",
         ]
     else:
         lines.append(
