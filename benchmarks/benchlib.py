@@ -105,21 +105,33 @@ def engine_throughput(
     stop = StopAfter(total, seconds)
     with tempfile.TemporaryDirectory() as out:
         train(config, Path(out) / "run", data=arrays, log=lambda line: None, should_stop=stop)
-        logged = [m for m in read_metrics(Path(out) / "run") if "images_per_second" in m]
-    result = {
+        rate = steady_rate(read_metrics(Path(out) / "run"), config.batch_size)
+    return {
         "model": model,
-        "iterations": 0,
-        "images_per_second": None,
+        "iterations": rate.get("iterations", 0),
+        "images_per_second": rate["images_per_second"],
         "stopped_by_deadline": stop.by_deadline,
-        "warmup_seconds": logged[0]["elapsed_seconds"] if logged else None,
+        "warmup_seconds": rate.get("startup_seconds"),
     }
-    if len(logged) >= 2:  # elapsed time between the end of the warm-up window and the last window
-        first, last = logged[0], logged[-1]
-        n = last["iteration"] - first["iteration"]
-        result.update(
-            iterations=n, images_per_second=n * config.batch_size / (last["elapsed_seconds"] - first["elapsed_seconds"])
-        )
-    return result
+
+
+def steady_rate(metrics: list[dict], batch: int) -> dict:
+    """Images/s of a run from the end of its first logged window (start-up, warm-up, any
+    compilation) to its last one, read from its ``metrics.jsonl`` records."""
+    logged = [m for m in metrics if "images_per_second" in m and "elapsed_seconds" in m]
+    if len(logged) < 2:
+        return {
+            "images_per_second": None,
+            "startup_seconds": logged[0]["elapsed_seconds"] if logged else None,
+            "error": f"only {len(logged)} log windows were written",
+        }
+    first, last = logged[0], logged[-1]
+    iterations = last["iteration"] - first["iteration"]
+    return {
+        "images_per_second": iterations * batch / (last["elapsed_seconds"] - first["elapsed_seconds"]),
+        "iterations": iterations,
+        "startup_seconds": first["elapsed_seconds"],
+    }
 
 
 def synthetic_arrays(spec: str):

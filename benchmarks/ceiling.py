@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib
 from fusion import make_step
-from peak import gemm_peak
+from peak import gemm_peak, macs_per_image
 
 
 def strip(kinds: tuple[str, ...]):
@@ -70,9 +70,6 @@ def main() -> None:
     load_before = benchlib.load_average()
     import torch
 
-    from resnetlab.models import build_model
-    from resnetlab.models.complexity import count_macs
-
     sizes = (512,) if args.quick else (2048, 4096)
     peak = gemm_peak(torch, torch.bfloat16, sizes, 2 if args.quick else 5)["gflops"]
     host = benchlib.host_info()
@@ -82,13 +79,14 @@ def main() -> None:
     )
     print(f"bf16 GEMM peak at {threads} threads: {peak:.1f} GFLOP/s; bf16 autocast, channels_last, eager, batch 128")
     report = {"host": host, "threads": threads, "bf16_peak_gflops": peak, "load_before": load_before, "models": {}}
+    macs20 = macs_per_image("resnet20")
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        flop = 6 * count_macs(build_model(model), 32)
+        flop = 6 * macs_per_image(model)
         steps = {
             name: make_step(torch, model, "bf16", False, transform=strip(kinds), lr=0.0)
             for name, kinds in VERSIONS.items()
         }
-        per_block = max(1, round(args.steps * 6 * count_macs(build_model("resnet20"), 32) / flop))
+        per_block = max(1, round(args.steps * 6 * macs20 / flop))  # about the same time per block
         losses = {name: float(step()) for name, step in steps.items()}  # warm-up
         rates: dict[str, list[float]] = {name: [] for name in steps}
         for _ in range(args.repeats):

@@ -104,6 +104,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write every figure here")
     args = p.parse_args()
     args.policies = [s.strip() for s in args.policies.split(",") if s.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     sizes, repeats = (2048, 4096), 5
     if args.quick:
         args.iterations, args.warmup, args.seconds, args.eval_images = 2, 2, 60.0, 1000
@@ -152,7 +153,7 @@ def main() -> None:
 
         arrays = benchlib.synthetic_arrays(args.data)
         rows = []
-        for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        for model in models:
             macs = macs_per_image(model)
             engine = benchlib.engine_throughput(
                 model,
@@ -221,7 +222,6 @@ def main() -> None:
     if args.jobs_compare:
         jobs_section(args, report, 6 * contended_macs, bf16)
     if args.end_to_end:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
         end_to_end_section(args, report, {m: 6 * macs_per_image(m) for m in models}, bf16)
     report["load_average_after"] = benchlib.load_average()
     print(

@@ -72,20 +72,6 @@ def train_command(
     ]
 
 
-def steady_rate(metrics: list[dict], batch: int) -> dict:
-    """Images/s from the end of the first logged window to the last (start-up and compile excluded)."""
-    logged = [m for m in metrics if "images_per_second" in m and "elapsed_seconds" in m]
-    if len(logged) < 2:
-        return {"images_per_second": None, "error": f"only {len(logged)} log windows were written"}
-    first, last = logged[0], logged[-1]
-    iterations = last["iteration"] - first["iteration"]
-    return {
-        "images_per_second": iterations * batch / (last["elapsed_seconds"] - first["elapsed_seconds"]),
-        "iterations": iterations,
-        "startup_seconds": first["elapsed_seconds"],
-    }
-
-
 def measure(command: list[str], out: Path, timeout: float) -> dict:
     start = time.perf_counter()
     try:
@@ -94,9 +80,10 @@ def measure(command: list[str], out: Path, timeout: float) -> dict:
         return {"images_per_second": None, "error": f"exceeded {timeout:.0f} s"}
     if done.returncode != 0:
         return {"images_per_second": None, "error": f"exit {done.returncode}: {done.stderr.strip()[-400:]}"}
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    batch = json.loads((out / "config.json").read_text()).get("batch_size", 128)
-    return {**steady_rate(metrics, batch), "wall_seconds": time.perf_counter() - start}
+    from resnetlab.checkpoints.rundir import read_metrics
+
+    batch = json.loads((out / "config.json").read_text())["batch_size"]
+    return {**benchlib.steady_rate(read_metrics(out), batch), "wall_seconds": time.perf_counter() - start}
 
 
 def end_to_end_section(args, report: dict, flops: dict[str, float], peak: float) -> None:

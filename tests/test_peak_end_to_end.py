@@ -18,11 +18,11 @@ def test_the_first_window_start_up_and_compile_is_left_out() -> None:
         {"iteration": 30, "images_per_second": 640.0, "elapsed_seconds": 64.0},
         {"iteration": 30, "test_error": 50.0},  # an evaluation record: not a window
     ]
-    rate = e2e.steady_rate(metrics, batch=128)
+    rate = e2e.benchlib.steady_rate(metrics, batch=128)
     assert rate["iterations"] == 20
     assert rate["images_per_second"] == pytest.approx(20 * 128 / 4.0)
     assert rate["startup_seconds"] == 60.0
-    assert e2e.steady_rate(metrics[:1], batch=128)["images_per_second"] is None
+    assert e2e.benchlib.steady_rate(metrics[:1], batch=128)["images_per_second"] is None
 
 
 def test_data_parallel_candidates_go_through_torchrun_with_one_thread_each(tmp_path) -> None:
