@@ -84,6 +84,10 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+# Exit codes of a training process that stopped on request (Ctrl-C, SIGTERM): not a failure.
+STOPPED_CODES = (0, 128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGTERM, -signal.SIGINT)
+
+
 def continue_campaign(
     campaign: Campaign,
     out: Path,
@@ -103,7 +107,7 @@ def continue_campaign(
     threads (default: the available cores / ``jobs``) and the OpenMP ``wait_policy``
     (``engine.threads``), on ``device`` (each run's ``--device``; None: its recipe's); returns
     ``"finished"`` (every selected run done), ``"interrupted"`` or
-    ``"failed"``."""
+    ``"failed"`` (a run failed: the others went on to the end or to the stop)."""
     from ..checkpoints.rundir import git_revision
     from ..engine import precision
     from ..engine.threads import available_cores, policy_environ, policy_environment
@@ -130,11 +134,11 @@ def continue_campaign(
         if run_state(out / planned.name) == "finished":
             finalize_run(out / planned.name)
     running: list[_Job] = []
-    failed = False
+    failed: list[str] = []  # a failed run is not started again here; the others go on
     last_sample = time.monotonic()
     revision = git_revision()
     try:
-        while (queue or running) and not failed:
+        while queue or running:
             while queue and len(running) < jobs and not should_stop():
                 planned = queue.pop(0)
                 run_dir = out / planned.name
@@ -190,7 +194,8 @@ def continue_campaign(
                 record.write("load", runs=[j.planned.name for j in running], load=load_average())
             for job in [j for j in running if j.process.poll() is not None]:
                 running.remove(job)
-                failed |= not _finish(job, out, record, log)
+                if not _finish(job, out, record, log):
+                    failed.append(job.planned.name)
             if should_stop() and not running:
                 break
     finally:
@@ -200,6 +205,7 @@ def continue_campaign(
             job.process.wait()
             _finish(job, out, record, log)
     if failed:
+        log(f"campaign {campaign.name}: failed: {', '.join(failed)} (see each run's train.log)")
         return "failed"
     pending = [r for r in campaign.runs if (not only or r.name in only) and run_state(out / r.name) != "finished"]
     return "interrupted" if pending else "finished"
@@ -215,21 +221,28 @@ def _finish(job: _Job, out: Path, record: CampaignLog, log: Callable[[str], None
         finalize_run(run_dir)
     iteration = checkpoint_iteration(run_dir) if state == "partial" else None
     summary = json.loads((run_dir / "summary.json").read_text()) if state == "finished" else {}
+    stopped = code in STOPPED_CODES
+    reason = None
+    if state != "finished" and not stopped:
+        tail = (
+            (run_dir / "train.log").read_text().strip().splitlines()[-1:] if (run_dir / "train.log").is_file() else []
+        )
+        reason = tail[0] if tail else "see train.log"
     record.write(
-        "finished" if state == "finished" else "stopped",
+        "finished" if state == "finished" else "stopped" if stopped else "failed",
         run=job.planned.name,
         exit_code=code,
         iteration=summary.get("iterations", iteration),
         test_error=summary.get("test_top1_error"),
         load=load_average(),
+        **({"reason": reason} if reason else {}),
     )
     os.close(job.lock)
     if state == "finished":
         log(f"{job.planned.name}: finished, test error {summary.get('test_top1_error', float('nan')):.2f}%")
         return True
-    if code in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGTERM, -signal.SIGINT):
+    if stopped:
         log(f"{job.planned.name}: stopped at iteration {iteration}; continue with the same command")
         return True
-    tail = (run_dir / "train.log").read_text().strip().splitlines()[-1:] if (run_dir / "train.log").is_file() else []
-    log(f"{job.planned.name}: training failed (exit code {code}): {tail[0] if tail else 'see train.log'}")
+    log(f"{job.planned.name}: training failed (exit code {code}): {reason}")
     return False

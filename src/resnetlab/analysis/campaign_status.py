@@ -27,7 +27,7 @@ RECENT_LOG_POINTS = 10  # images/s is the median of this many last log points
 @dataclass(frozen=True)
 class RunProgress:
     name: str
-    state: str  # "finished" | "running" | "partial" | "pending"
+    state: str  # "finished" | "running" | "partial" | "failed" | "pending"
     done: int
     total: int
     val_error: float | None
@@ -37,6 +37,20 @@ class RunProgress:
     seconds_left: float | None
     estimated_speed: bool  # seconds_left comes from other runs' speed
     note: str
+    failure: str | None = None  # why its last start failed (campaign-log.jsonl), while not running
+
+
+def _last_failures(out: Path) -> dict[str, str]:
+    """Each run whose last start ended in a failure (not a requested stop), with its reason."""
+    last: dict[str, dict] = {}
+    for r in CampaignLog(out).read():
+        if r.get("event") in ("start", "resume", "stopped", "failed", "finished") and "run" in r:
+            last[r["run"]] = r
+    return {
+        name: f"{r.get('reason', 'see train.log')} (iteration {r.get('iteration')})"
+        for name, r in last.items()
+        if r["event"] == "failed"
+    }
 
 
 def _is_locked(run_dir: Path) -> bool:
@@ -84,6 +98,7 @@ def _macs(planned: PlannedRun, cache: dict) -> float:
 def campaign_progress(out: Path) -> tuple[Campaign, str | None, list[RunProgress]]:
     out = Path(out)
     campaign, data = read_folder(out)
+    failures = _last_failures(out)
     measured: list[tuple[PlannedRun, float]] = []
     rows: list[tuple[PlannedRun, dict]] = []
     for planned in campaign.runs:
@@ -102,6 +117,8 @@ def campaign_progress(out: Path) -> tuple[Campaign, str | None, list[RunProgress
             done, spent = checkpoint_progress(run_dir) or (0, 0.0)
         if state != "finished" and _is_locked(run_dir):
             state = "running"
+        elif state != "finished" and planned.name in failures:
+            state = "failed"
         elif state == "empty":
             state = "pending"
         if ips:
@@ -147,6 +164,7 @@ def campaign_progress(out: Path) -> tuple[Campaign, str | None, list[RunProgress
                 seconds_left=left,
                 estimated_speed=estimated,
                 note=planned.note,
+                failure=failures.get(planned.name) if r["state"] == "failed" else None,
             )
         )
     return campaign, data, progress
@@ -188,6 +206,9 @@ def format_status(out: Path) -> str:
             f"{p.name:<18} {p.state:<9} {p.done:>8,}/{p.total:<8,} {_percent(p.val_error):>8} "
             f"{_percent(p.test_error):>9} {ips:>6} {_hours(p.seconds_spent):>6} {left:>7}  {p.note}"
         )
+    for p in progress:
+        if p.failure:
+            lines.append(f"{p.name} failed: {p.failure}")
     deferred = deferred_here(campaign, data, progress)
     if deferred:
         lines.append(

@@ -40,6 +40,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "eval_every": 100_000_000,
     "checkpoint_every": 100_000_000,
     "warmup_max_iterations": 100_000_000,
+    "stop_at_chance": 100_000_000,
     "plateau_patience": 1_000_000,
     "plateau_min_iterations": 100_000_000,
     "plateau_max_divisions": 100,
@@ -85,6 +86,12 @@ class TrainConfig:
     warmup_lr: float | None = None
     warmup_until_error: float = 0.80
     warmup_max_iterations: int = 400
+    # A net whose output no longer depends on its input (training loss at ln C, error at chance)
+    # has collapsed: the v4 ResNet-56 run sat there from iteration 200 to 2,117 without recovering,
+    # while no committed run that learned ever logged two points in a row there (engine/failures.py,
+    # results/cifar10-jpeg/investigation.md). After this many iterations at chance the run stops
+    # (TrainingCollapsed) instead of spending hours on it; 0 never stops.
+    stop_at_chance: int = 1000
 
     # Data (Sec. 4.2): 45k/5k train/val split for model selection; 4-pixel pad, 32x32 crop, flip.
     val_size: int = 5000  # 0 trains on the whole training split (the final numbers)
@@ -138,7 +145,7 @@ class TrainConfig:
             "eval_batch_size",
         ):
             positive(key)
-        for key in ("val_size", "pad", "seed", "plateau_min_iterations", "plateau_max_divisions"):
+        for key in ("val_size", "pad", "seed", "plateau_min_iterations", "plateau_max_divisions", "stop_at_chance"):
             positive(key, allow_zero=True)
         for key in ("lr", "momentum", "weight_decay", "lr_factor", "warmup_until_error"):
             value = getattr(self, key)

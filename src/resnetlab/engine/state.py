@@ -32,6 +32,7 @@ RESUMABLE_CHANGES = {
     "compile",
     "eval_batch_size",
     "iterations",
+    "stop_at_chance",  # when to give up on a collapsed run; the trajectory does not depend on it
 }
 
 
@@ -73,6 +74,7 @@ class TrainState:
     iteration: int = 0
     best: dict = field(default_factory=_no_best)  # lowest validation error and its iteration
     wall_before: float = 0.0  # seconds spent by earlier starts of this run
+    at_chance_since: int | None = None  # first log point of the current run of logs at chance level
 
     @classmethod
     def build(cls, config: TrainConfig, num_classes: int, device: torch.device, precision: str) -> TrainState:
@@ -115,6 +117,8 @@ class TrainState:
         self.iteration = int(saved["iteration"])
         self.best = dict(saved.get("best", self.best))
         self.wall_before = float(saved.get("wall_seconds", 0.0))
+        # Absent from checkpoints written before the collapse check: the count starts again.
+        self.at_chance_since = saved.get("at_chance_since")
         if "windows" in saved:  # partial log/warm-up windows, for exact resume
             self.window.copy_(saved["windows"]["log"])
             self.warm_window.copy_(saved["windows"]["warmup"])
@@ -131,5 +135,6 @@ class TrainState:
             best=self.best,
             windows={"log": self.window.cpu(), "warmup": self.warm_window.cpu()},
             wall_seconds=wall_seconds,
+            at_chance_since=self.at_chance_since,
         )
         return payload

@@ -27,13 +27,10 @@ from ..models import count_params
 from ..progress import Progress
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum
+from .failures import TrainingCollapsed, TrainingDiverged, chance_streak, collapse_message
 from .precision import arithmetic, describe_segments
 from .state import TrainState
 from .train_data import TrainData
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -143,12 +140,21 @@ class Run:
         }
         self.window_started, self.window_iteration = now, state.iteration
         self.metrics.write(record)
+        self.collapse_check(record)
         if self.main:
             self.progress.update(
                 state.iteration,
                 f"loss {record['train_loss']:.3f} err {record['train_error']:.1f}% "
                 f"lr {lr:g} {record['images_per_second']:.0f} img/s",
             )
+
+    def collapse_check(self, record: dict) -> None:
+        """Stop a run whose logs have sat at chance for ``stop_at_chance`` iterations."""
+        state, patience, classes = self.state, self.config.stop_at_chance, self.state.options["num_classes"]
+        state.at_chance_since = chance_streak(state.at_chance_since, record, classes)
+        if patience and state.at_chance_since is not None and state.iteration - state.at_chance_since >= patience:
+            self.metrics.close()
+            raise TrainingCollapsed(collapse_message(record, classes, state.at_chance_since))
 
     # --- evaluate -------------------------------------------------------------------------------
     def evaluate(self, names: tuple[str, ...], exact: bool = False) -> dict[str, dict]:
