@@ -14,7 +14,13 @@ from resnetlab.analysis.campaign import load_campaign
 from resnetlab.analysis.campaign_folder import prepare_folder
 from resnetlab.analysis.campaign_log import CampaignLog
 from resnetlab.analysis.campaign_report import BEGIN, END, campaign_report, update_readme
-from resnetlab.analysis.jpeg_penalty import JpegPoint, extrapolate_clean_error, quantiser_scale, rms_difference
+from resnetlab.analysis.jpeg_penalty import (
+    JpegPoint,
+    coarsest_scale,
+    extrapolate_clean_error,
+    quantiser_scale,
+    rms_difference,
+)
 
 CAMPAIGN = """
 name = "fake"
@@ -170,9 +176,27 @@ def test_jpeg_extrapolation_recovers_a_known_clean_error():
     estimate = extrapolate_clean_error(points, rms=lambda src, copy: added[int(copy.name[1:])])
     assert estimate.clean_error == pytest.approx(clean)
     assert estimate.penalty == pytest.approx(slope * source)
-    assert "Extrapolated to no JPEG loss: 8.00% test error" in "\n".join(estimate.describe())
+    text = "\n".join(estimate.describe())
+    assert "Extrapolated to no JPEG loss: 8.00% test error" in text
+    assert estimate.predicted_rms[1:] == pytest.approx([added[50], added[30]])  # assumption 1 holds here
+    assert "assumption 1 misses the measured re-encodings by up to 0.00 RMS units" in text
     with pytest.raises(ValueError, match="source data first"):
         extrapolate_clean_error(points[1:])
+
+
+def test_jpeg_cross_check_reads_an_error_linear_in_the_quantiser_scale_at_zero():
+    # Errors exactly linear in each copy's coarsest quantiser scale (50, 100, 167), RMS that does
+    # not follow assumption 1: the cross-check gives back the intercept, and the misfit is printed.
+    error = {q: 9.0 + 0.03 * coarsest_scale(q) for q in (None, 50, 30)}
+    added = {50: 9.39, 30: 10.74}  # the campaign's measured re-encodings
+    points = [JpegPoint(q, Path(f"q{q}"), error[q]) for q in (None, 50, 30)]
+    estimate = extrapolate_clean_error(points, rms=lambda src, copy: added[int(copy.name[1:])])
+    assert [coarsest_scale(q) for q in (None, 50, 30)] == pytest.approx([50, 100, 5000 / 30])
+    assert estimate.scale_clean_error == pytest.approx(9.0)
+    assert estimate.scale_penalty == pytest.approx(1.5)
+    text = "\n".join(estimate.describe())
+    assert "gives 9.00%, a penalty of 1.50 points" in text
+    assert "misses the measured re-encodings by up to 2.17 RMS units" in text  # 9.39 against 7.22
 
 
 def test_rms_difference_of_two_image_trees(tmp_path):
@@ -210,3 +234,21 @@ def test_the_report_names_the_compiled_runs_only_where_there_are_some(tmp_path, 
     text = campaign_report(out)
     assert "`+ torch.compile` marks a compiled training step" in text
     assert "The campaign compiles resnet20-q-fp32;" in text
+
+
+def test_a_warm_up_is_said_and_so_is_a_departure_from_the_paper(tmp_path, folder):
+    assert "Warm-up" not in campaign_report(folder)
+    warm = CAMPAIGN.replace(
+        'recipe = "cifar10-resnet56"\nset = { val_size = 0 }',
+        'recipe = "cifar10-resnet56"\nset = { val_size = 0, warmup_lr = 0.01 }',
+    )
+    warm += '[[run]]\nname = "resnet110"\nrecipe = "cifar10-resnet110"\nset = { val_size = 0 }\n'
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "warm" / "fake.toml").write_text(warm)
+    out = tmp_path / "warm" / "out"
+    prepare_folder(load_campaign(tmp_path / "warm" / "fake.toml"), out, "data/cifar")
+    assert (
+        "Warm-up: ResNet-56 (lr 0.01 until the training error is below 80%), ResNet-110 (lr 0.01 until the "
+        "training error is below 80%). The paper warms up ResNet-110 only (Sec. 4.2); for ResNet-56 it is this "
+        "campaign's departure from the recipe"
+    ) in campaign_report(out)

@@ -29,6 +29,7 @@ class RunFacts:
     final_train_error: float | None  # mean of the last 5 logged points (one point is one batch's)
     test_iteration: int | None  # where the latest logged test error was measured
     jpeg_quality: int | None
+    warmup: tuple[float, float] | None = None  # (lr, training error that ends it) where it warms up
 
 
 def _json(path: Path) -> dict:
@@ -87,6 +88,7 @@ def run_facts(out: Path) -> tuple[str | None, list[RunFacts]]:
                 final_train_error=train_error,
                 test_iteration=test_at,
                 jpeg_quality=planned.jpeg_quality,
+                warmup=None if config.warmup_lr is None else (config.warmup_lr, config.warmup_until_error),
             )
         )
     return data, facts

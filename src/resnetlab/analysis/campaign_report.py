@@ -17,7 +17,7 @@ from .campaign_facts import RunFacts, run_facts
 from .campaign_folder import read_folder
 from .campaign_log import host_description
 from .jpeg_penalty import JpegPoint, extrapolate_clean_error
-from .paper import TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, pretty_name
+from .paper import PAPER_WARMUP, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
@@ -53,16 +53,37 @@ def table6_section(facts: list[RunFacts]) -> list[str]:
         "| network | paper | ours | training error (last 5 logs) | state | iterations | precision | hours | load |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for f in facts:
-        if f.budget != 1.0 or f.jpeg_quality is not None:
-            continue
+    full = [f for f in facts if f.budget == 1.0 and f.jpeg_quality is None]
+    for f in full:
         p = f.progress
         lines.append(
             f"| {pretty_name(f.model)} | {_pct(TABLE6_ERROR.get(f.model))} | {_test(f)} | "
             f"{_pct(f.final_train_error)} | {p.state} | {p.done:,}/{p.total:,} | {f.precision} | "
             f"{_hours(f)} | {_load(f)} |"
         )
-    return lines
+    return lines + _warmup_note(full)
+
+
+def _warmup_note(full: list[RunFacts]) -> list[str]:
+    """Which runs warm up, and where that departs from the paper (Sec. 4.2: ResNet-110 only)."""
+    warm = [f for f in full if f.warmup]
+    if not warm:
+        return []
+    said = ", ".join(
+        f"{pretty_name(f.model)} (lr {f.warmup[0]:g} until the training error is below {100 * f.warmup[1]:g}%)"
+        for f in warm
+    )
+    extra = [pretty_name(f.model) for f in warm if f.model not in PAPER_WARMUP]
+    return [
+        "",
+        f"Warm-up: {said}. The paper warms up ResNet-110 only (Sec. 4.2)"
+        + (
+            f"; for {', '.join(extra)} it is this campaign's departure from the recipe, with its reason in "
+            "the campaign definition (src/resnetlab/campaigns/cifar10.toml)."
+            if extra
+            else "."
+        ),
+    ]
 
 
 def _ordering(facts: dict[str, RunFacts], worse: str, better: str, key: str) -> str:

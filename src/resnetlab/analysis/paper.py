@@ -16,6 +16,8 @@ TABLE6_ERROR = {
     "resnet1202": 7.93,
 }
 TABLE6_RESNET110_MEAN_STD = (6.61, 0.16)
+# Sec. 4.2: the networks the paper warms up at lr 0.01 ("0.1 is slightly too large to start converging").
+PAPER_WARMUP = ("resnet110", "resnet1202")
 
 # Table 3: ImageNet val, ResNet-34 with shortcut options A/B/C, 10-crop (top-1, top-5 error %).
 TABLE3_RESNET34 = {"A": (25.03, 7.76), "B": (24.52, 7.46), "C": (24.19, 7.40)}
