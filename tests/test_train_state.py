@@ -55,6 +55,7 @@ def test_build_draws_the_weights_from_the_seed_alone() -> None:
 def test_payload_then_restore_is_the_same_state() -> None:
     state = TrainState.build(tiny(), 10, CPU, "fp32")
     _step(state)
+    state.at_chance_since = 2  # the collapse check's count (engine/failures.py) travels too
     preprocess = Preprocess(input_size=32, resize="none", resize_to=32, mean_image=torch.zeros(3, 32, 32))
     payload = state.payload([str(i) for i in range(10)], preprocess, wall_seconds=5.0)
     rng_after_save = torch.get_rng_state()
@@ -66,11 +67,13 @@ def test_payload_then_restore_is_the_same_state() -> None:
     assert torch.equal(torch.get_rng_state(), rng_after_save)
     assert torch.equal(other.window, state.window) and torch.equal(other.warm_window, state.warm_window)
     assert other.schedule.state_dict() == state.schedule.state_dict()
+    assert other.at_chance_since == 2
     m1, m2 = state.model.state_dict(), other.model.state_dict()
     assert all(torch.equal(m1[k], m2[k]) for k in m1)
     o1, o2 = state.optimizer.state_dict()["state"], other.optimizer.state_dict()["state"]
     assert o1.keys() == o2.keys() and all(torch.equal(o1[i]["momentum_buffer"], o2[i]["momentum_buffer"]) for i in o1)
-    # The keys a run directory's last.pt has always held (the format is a contract).
+    # The keys a run directory's last.pt holds (the format is a contract: keys are only ever added,
+    # and a checkpoint written before a key existed still restores, see below).
     assert {
         "arch",
         "model",
@@ -85,7 +88,12 @@ def test_payload_then_restore_is_the_same_state() -> None:
         "best",
         "windows",
         "wall_seconds",
+        "at_chance_since",
     } == set(payload)
+    del payload["at_chance_since"]  # as written before the collapse check existed
+    older = TrainState.build(tiny(), 10, CPU, "fp32")
+    older.restore(payload)
+    assert older.at_chance_since is None and older.iteration == 3
 
 
 def test_a_changed_recipe_is_refused_but_cadence_may_change() -> None:
