@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from resnetlab.analysis.campaign import load_campaign
 from resnetlab.analysis.campaign_runner import continue_campaign
 from resnetlab.analysis.campaign_status import campaign_progress, format_status
 from resnetlab.checkpoints.checkpoint import load_checkpoint
 from resnetlab.checkpoints.rundir import read_metrics
-from resnetlab.data import load_dataset
 from resnetlab.engine import failures
 from resnetlab.engine.config import TrainConfig
 from resnetlab.engine.failures import TrainingCollapsed, TrainingDiverged, at_chance, chance_streak
@@ -62,25 +62,10 @@ def test_the_committed_logs_the_collapsed_run_stops_early_and_no_learning_run_ev
         assert stop is None and longest < 100, path  # never two log points in a row at chance
 
 
-@pytest.fixture(scope="module")
-def tiny_data():
-    return load_dataset("synthetic:640", "train"), load_dataset("synthetic", "test").subset(torch.arange(200))
-
-
-def tiny_config(**changes) -> TrainConfig:
-    base = TrainConfig(
-        model="cifar_resnet",
-        model_options={"depth": 8},
-        iterations=20,
-        batch_size=32,
-        milestones=(15,),
-        val_size=64,
-        log_every=4,
-        eval_every=100,
-        checkpoint_every=2,
-        stop_at_chance=8,
-    )
-    return base.replace(**changes)
+def collapsing(**changes) -> TrainConfig:
+    """conftest's tiny run, longer (20 iterations), with a checkpoint every 2 and a short patience."""
+    defaults = dict(iterations=20, milestones=(15,), eval_every=100, checkpoint_every=2, stop_at_chance=8)
+    return tiny_config(**{**defaults, **changes})
 
 
 @pytest.fixture
@@ -91,7 +76,7 @@ def always_at_chance(monkeypatch):
 
 def test_a_run_at_chance_stops_after_stop_at_chance_iterations(tmp_path, tiny_data, always_at_chance) -> None:
     with pytest.raises(TrainingCollapsed, match=r"since iteration 4; stopped at 12\. .*warmup_lr=0\.01"):
-        train(tiny_config(), tmp_path / "run", data=tiny_data, **QUIET)
+        train(collapsing(), tmp_path / "run", data=tiny_data, **QUIET)
     assert issubclass(TrainingCollapsed, TrainingDiverged)  # the CLI reports it in one line
     assert [r["iteration"] for r in read_metrics(tmp_path / "run") if "train_loss" in r] == [4, 8, 12]
     assert not (tmp_path / "run" / "summary.json").exists()
@@ -99,18 +84,18 @@ def test_a_run_at_chance_stops_after_stop_at_chance_iterations(tmp_path, tiny_da
 
 def test_the_count_survives_a_resume(tmp_path, tiny_data, always_at_chance) -> None:
     calls = iter(range(1000))
-    result = train(tiny_config(), tmp_path / "run", data=tiny_data, should_stop=lambda: next(calls) == 9, **QUIET)
+    result = train(collapsing(), tmp_path / "run", data=tiny_data, should_stop=lambda: next(calls) == 9, **QUIET)
     assert result.status == "interrupted" and 8 <= result.iteration < 12
     assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["at_chance_since"] == 4
     with pytest.raises(TrainingCollapsed, match="since iteration 4; stopped at 12"):
-        train(tiny_config(), tmp_path / "run", data=tiny_data, resume=True, **QUIET)
+        train(collapsing(), tmp_path / "run", data=tiny_data, resume=True, **QUIET)
 
 
 def test_stop_at_chance_zero_never_stops_and_is_checked(tmp_path, tiny_data, always_at_chance) -> None:
-    result = train(tiny_config(stop_at_chance=0), tmp_path / "run", data=tiny_data, **QUIET)
+    result = train(collapsing(stop_at_chance=0), tmp_path / "run", data=tiny_data, **QUIET)
     assert result.status == "completed" and result.iteration == 20
     with pytest.raises(ValueError, match="stop_at_chance must be a non-negative integer"):
-        tiny_config(stop_at_chance=-1)
+        collapsing(stop_at_chance=-1)
 
 
 TWO_RUNS = """

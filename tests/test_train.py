@@ -15,38 +15,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from resnetlab.checkpoints.checkpoint import load_checkpoint, load_model
 from resnetlab.checkpoints.rundir import read_metrics
 from resnetlab.cli import main as cli_main
-from resnetlab.data import load_dataset
-from resnetlab.engine.config import TrainConfig
 from resnetlab.engine.steps import TrainingDiverged
 from resnetlab.engine.train import train
 
 QUIET = dict(log=lambda line: None)
-
-
-@pytest.fixture(scope="module")
-def tiny_data():
-    train_set = load_dataset("synthetic:640", "train")
-    test_set = load_dataset("synthetic", "test").subset(torch.arange(400))
-    return train_set, test_set
-
-
-def tiny_config(**changes) -> TrainConfig:
-    base = TrainConfig(
-        model="cifar_resnet",
-        model_options={"depth": 8},
-        iterations=12,
-        batch_size=32,
-        milestones=(6, 9),
-        val_size=64,
-        log_every=4,
-        eval_every=6,
-        checkpoint_every=5,
-    )
-    return base.replace(**changes)
 
 
 def test_run_directory_and_summary(tmp_path, tiny_data) -> None:

@@ -224,10 +224,9 @@ def _finish(job: _Job, out: Path, record: CampaignLog, log: Callable[[str], None
     stopped = code in STOPPED_CODES
     reason = None
     if state != "finished" and not stopped:
-        tail = (
-            (run_dir / "train.log").read_text().strip().splitlines()[-1:] if (run_dir / "train.log").is_file() else []
-        )
-        reason = tail[0] if tail else "see train.log"
+        train_log = run_dir / "train.log"
+        lines = train_log.read_text().strip().splitlines() if train_log.is_file() else []
+        reason = lines[-1] if lines else "see train.log"
     record.write(
         "finished" if state == "finished" else "stopped" if stopped else "failed",
         run=job.planned.name,
