@@ -10,8 +10,10 @@ Safety, in order of what can go wrong:
 - Two runners on one folder: each run directory is locked (``.campaign.lock``, ``flock``) for as
   long as its training process lives — the lock is inherited by that process, so it holds even if
   the runner itself is killed — and a locked run is skipped, never started twice.
-- A stop (SIGINT/SIGTERM to the runner): every training process gets SIGTERM, writes its
-  checkpoint and exits; the runner waits for all of them.
+- A stop (SIGINT/SIGTERM to the runner, or to its whole process group): every training process
+  gets one SIGTERM from the runner, writes its checkpoint and exits; the runner waits for all of
+  them. Each training process is the leader of its own session, so a terminal's Ctrl-C does not
+  reach it a second time (a second signal aborts a run without its checkpoint).
 - A run pinned to bf16 on a CPU that only emulates bf16 (oneDNN accepts bf16 on any AVX512 CPU;
   without AVX512-BF16 or AMX it is about 3x slower than fp32, ``benchmarks/RESULTS.md``) waits:
   the other runs go first, so the host's hours buy the most iterations, and the run trains on a
@@ -183,6 +185,10 @@ def continue_campaign(
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     pass_fds=(fd,),
+                    # Its own session: a Ctrl-C in the terminal or a kill of the runner's process group
+                    # reaches the runner alone, which sends the run exactly one SIGTERM. Reached by both,
+                    # the run would take the runner's as a second signal and abort before its checkpoint.
+                    start_new_session=True,
                 )
                 running.append(_Job(planned, process, fd, log_file))
             if should_stop():
