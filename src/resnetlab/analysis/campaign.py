@@ -24,6 +24,8 @@ File format::
     note = "..."                     # why the run is there (printed by ``status``)
     jpeg_quality = 50                # train and test on OUT/data-jpeg50: the campaign's --data
                                      # re-encoded at this JPEG quality (data/reencode.py)
+    chroma_factor = 4                # or on OUT/data-chroma4: its colour at 1/4 resolution per
+                                     # axis, brightness kept (one of the two, not both)
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..engine.config import TrainConfig, resolve_recipe
 from ..engine.config_loader import read_toml, refuse_unknown, shipped_names
 
 CAMPAIGN_KEYS = {"name", "version", "description", "set", "run"}
-RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note", "jpeg_quality"}
+RUN_KEYS = {"name", "recipe", "budget", "seed", "set", "ships", "note", "jpeg_quality", "chroma_factor"}
 _RUN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -53,12 +55,35 @@ class PlannedRun:
     ships: str | None = None
     note: str = ""
     jpeg_quality: int | None = None  # train on the campaign's data re-encoded at this quality
+    chroma_factor: int | None = None  # or on it with colour at 1/factor of the resolution per axis
 
     def data_for(self, data: str | None, out: Path) -> str | None:
         """The dataset this run trains on: the campaign's, or its re-encoded copy under ``out``."""
-        if self.jpeg_quality is None:
-            return data
-        return str(Path(out) / f"data-jpeg{self.jpeg_quality}")
+        if self.jpeg_quality is not None:
+            return str(Path(out) / f"data-jpeg{self.jpeg_quality}")
+        if self.chroma_factor is not None:
+            return str(Path(out) / f"data-chroma{self.chroma_factor}")
+        return data
+
+    def make_data(self, data: str, out: Path) -> str | None:
+        """Write this run's copy of ``data`` if it has one (reused when complete); its folder."""
+        from ..data.reencode import reencode_folder, subsample_chroma_folder
+
+        folder = self.data_for(data, out)
+        if self.jpeg_quality is not None:
+            reencode_folder(data, folder, self.jpeg_quality)
+        elif self.chroma_factor is not None:
+            subsample_chroma_folder(data, folder, self.chroma_factor)
+        return folder
+
+    @property
+    def data_change(self) -> str | None:
+        """What its copy of the campaign's data removed, in words (None: it trains on the data)."""
+        if self.jpeg_quality is not None:
+            return f"re-encoded at JPEG quality {self.jpeg_quality}"
+        if self.chroma_factor is not None:
+            return f"colour at 1/{self.chroma_factor} resolution"
+        return None
 
     def config(self, data: str | None) -> TrainConfig:
         """The configuration ``resnetlab train`` resolves from :meth:`train_args` (same order)."""
@@ -111,6 +136,7 @@ class Campaign:
                     "ships": r.ships,
                     "note": r.note,
                     "jpeg_quality": r.jpeg_quality,
+                    "chroma_factor": r.chroma_factor,
                 }
                 for r in self.runs
             ],
@@ -181,6 +207,16 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
             isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95
         ):
             raise ValueError(f"{where} ({run_name}): jpeg_quality must be an integer in 1..95, got {quality!r}")
+        chroma = raw.get("chroma_factor")
+        if chroma is not None:
+            from ..data.reencode import CHROMA_FACTORS  # Pillow and numpy: only for such a run
+        if chroma is not None and (isinstance(chroma, bool) or chroma not in CHROMA_FACTORS):
+            raise ValueError(
+                f"{where} ({run_name}): chroma_factor must be one of {', '.join(map(str, CHROMA_FACTORS))}, "
+                f"got {chroma!r}"
+            )
+        if chroma is not None and quality is not None:
+            raise ValueError(f"{where} ({run_name}): jpeg_quality and chroma_factor: one change of the data per run")
         if not isinstance(raw.get("recipe"), str):
             raise ValueError(f"{where} ({run_name}): recipe must be a recipe name, got {raw.get('recipe')!r}")
         planned = PlannedRun(
@@ -192,6 +228,7 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
             ships=ships,
             note=str(raw.get("note", "")),
             jpeg_quality=quality,
+            chroma_factor=chroma,
         )
         try:
             planned.config(data=None)  # every recipe and key is checked when the file is read

@@ -6,6 +6,7 @@ checkpoints, the load and hosts from ``campaign-log.jsonl``, the precision from 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,18 @@ from pathlib import Path
 from ..engine.precision import arithmetic, describe_segments
 from .campaign_log import CampaignLog
 from .campaign_status import RunProgress, campaign_progress
+
+CIFAR10_TEST_IMAGES = 10_000
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def standard_error(error_percent: float, images: int = CIFAR10_TEST_IMAGES) -> float:
+    """Binomial standard error, in points, of an error rate measured on ``images`` images."""
+    p = error_percent / 100
+    return 100 * math.sqrt(p * (1 - p) / images)
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,12 @@ class RunFacts:
     test_iteration: int | None  # where the latest logged test error was measured
     jpeg_quality: int | None
     warmup: tuple[float, float] | None = None  # (lr, training error that ends it) where it warms up
+    chroma_factor: int | None = None  # its data's colour at 1/factor resolution (None: the campaign's)
+
+    @property
+    def on_reduced_data(self) -> bool:
+        """Whether it trains on a copy of the campaign's data with more information removed."""
+        return self.jpeg_quality is not None or self.chroma_factor is not None
 
 
 def _json(path: Path) -> dict:
@@ -89,6 +108,7 @@ def run_facts(out: Path) -> tuple[str | None, list[RunFacts]]:
                 test_iteration=test_at,
                 jpeg_quality=planned.jpeg_quality,
                 warmup=None if config.warmup_lr is None else (config.warmup_lr, config.warmup_until_error),
+                chroma_factor=planned.chroma_factor,
             )
         )
     return data, facts

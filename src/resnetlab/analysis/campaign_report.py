@@ -1,5 +1,6 @@
 """The campaign's report beside the paper: Table 6, Fig. 6 (degradation), the precision control and
-the JPEG penalty, as Markdown for the README's "Reproducing the paper" section.
+what the JPEG copy costs (``data_loss_report``), as Markdown for the README's "Reproducing the
+paper" section.
 
 Everything printed is read from the campaign folder: final test errors from ``summary.json`` (the
 final model, in fp32, never selected on the test set), the latest logged errors of runs still in
@@ -10,22 +11,18 @@ only once every run it needs has finished.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from .campaign_facts import RunFacts, run_facts
+from .campaign_facts import CIFAR10_TEST_IMAGES, RunFacts, run_facts
+from .campaign_facts import percent as _pct
+from .campaign_facts import standard_error as _standard_error
 from .campaign_folder import read_folder
 from .campaign_log import host_description
-from .jpeg_penalty import JpegPoint, extrapolate_clean_error
+from .data_loss_report import chroma_section, jpeg_section
 from .paper import PAPER_WARMUP, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
-CIFAR10_TEST_IMAGES = 10_000
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
 
 
 def _test(f: RunFacts) -> str:
@@ -53,7 +50,7 @@ def table6_section(facts: list[RunFacts]) -> list[str]:
         "| network | paper | ours | training error (last 5 logs) | state | iterations | precision | hours | load |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    full = [f for f in facts if f.budget == 1.0 and f.jpeg_quality is None]
+    full = [f for f in facts if f.budget == 1.0 and not f.on_reduced_data]
     for f in full:
         p = f.progress
         lines.append(
@@ -105,12 +102,6 @@ def _ordering(facts: dict[str, RunFacts], worse: str, better: str, key: str) -> 
             said += f"; validation {a.progress.val_error:.2f}% vs {b.progress.val_error:.2f}%"
         said += ")"
     return said
-
-
-def _standard_error(error_percent: float, images: int = CIFAR10_TEST_IMAGES) -> float:
-    """Binomial standard error, in points, of an error rate measured on ``images`` images."""
-    p = error_percent / 100
-    return 100 * math.sqrt(p * (1 - p) / images)
 
 
 def degradation_section(facts: list[RunFacts]) -> list[str]:
@@ -180,26 +171,6 @@ def precision_section(facts: list[RunFacts]) -> list[str]:
     return lines
 
 
-def jpeg_section(facts: list[RunFacts], data: str | None, out: Path) -> list[str]:
-    by_name = {f.progress.name: f for f in facts}
-    runs = [by_name.get("resnet20-q")] + [f for f in facts if f.jpeg_quality is not None]
-    if runs[0] is None or len(runs) < 2:
-        return []
-    lines = ["### The JPEG penalty: ResNet-20 at a quarter schedule on copies re-encoded at lower qualities", ""]
-    if not all(f.progress.state == "finished" for f in runs):
-        waiting = ", ".join(f"{f.progress.name} {f.progress.state}" for f in runs if f.progress.state != "finished")
-        return lines + [f"Pending: {waiting}."]
-    if data is None:
-        return lines + ["Needs the campaign's JPEG data to measure the re-encodings' distortion."]
-    points = [JpegPoint(quality=None, folder=Path(data), test_error=runs[0].progress.test_error)]
-    points += [
-        JpegPoint(quality=f.jpeg_quality, folder=out / f"data-jpeg{f.jpeg_quality}", test_error=f.progress.test_error)
-        for f in runs[1:]
-    ]
-    estimate = extrapolate_clean_error(points)
-    return lines + estimate.describe()
-
-
 def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None = None) -> str:
     """The Markdown section; ``figure``: also draw Fig. 6 from the degradation runs there, linked
     as ``link`` (default: ``figure`` itself)."""
@@ -233,6 +204,7 @@ def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None 
         degradation_section(facts),
         precision_section(facts),
         jpeg_section(facts, data, out),
+        chroma_section(facts, data, out),
     ):
         if section:
             lines += section + [""]

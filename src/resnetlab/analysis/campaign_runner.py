@@ -150,11 +150,9 @@ def continue_campaign(
                     continue
                 resume = (run_dir / "checkpoints" / "last.pt").is_file()
                 run_data = planned.data_for(data, out)
-                if planned.jpeg_quality is not None:
-                    from ..data.reencode import reencode_folder
-
-                    log(f"{planned.name}: data re-encoded at JPEG quality {planned.jpeg_quality} -> {run_data}")
-                    reencode_folder(data, run_data, planned.jpeg_quality)  # reused when already complete
+                if planned.data_change is not None:
+                    log(f"{planned.name}: data {planned.data_change} -> {run_data}")
+                    planned.make_data(data, out)  # reused when already complete
                 args = (
                     planned.train_args(run_data, run_dir)
                     + (["--device", device] if device else [])
