@@ -81,6 +81,11 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
         else:
             assert config.iterations == 16_000 and config.val_size == 5000
     assert campaign.run("resnet20-q-fp32").config(None).precision == "fp32"
+    # The runs on reduced copies of the data: each its own folder under OUT, the others the data.
+    folders = {r.name: r.data_for("data", Path("out")) for r in campaign.runs}
+    assert folders["resnet20-q-jpeg50"] == str(Path("out/data-jpeg50"))
+    assert folders["resnet20-q-chroma4"] == str(Path("out/data-chroma4"))
+    assert folders["resnet20"] == folders["resnet56"] == "data"
 
 
 @pytest.mark.parametrize(
@@ -100,6 +105,14 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
         (
             {"run": [{"name": "x", "recipe": "cifar10-resnet20", "jpeg_quality": 100}]},
             "jpeg_quality must be an integer",
+        ),
+        (
+            {"run": [{"name": "x", "recipe": "cifar10-resnet20", "chroma_factor": 2}]},
+            "chroma_factor must be one of 4, 8, 16, 32, got 2",
+        ),
+        (
+            {"run": [{"name": "x", "recipe": "cifar10-resnet20", "chroma_factor": 4, "jpeg_quality": 50}]},
+            "one change of the data per run",
         ),
     ],
 )

@@ -3,6 +3,7 @@ its verdicts on the paper's orderings, and the JPEG-penalty extrapolation."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,71 @@ def test_a_warm_up_is_said_and_so_is_a_departure_from_the_paper(tmp_path, folder
         "training error is below 80%). The paper warms up ResNet-110 only (Sec. 4.2); for ResNet-56 it is this "
         "campaign's departure from the recipe"
     ) in campaign_report(out)
+
+
+REDUCED = """
+name = "reduced"
+version = 1
+[[run]]
+name = "resnet20-q"
+recipe = "cifar10-resnet20"
+budget = 0.25
+[[run]]
+name = "resnet20-q-jpeg50"
+recipe = "cifar10-resnet20"
+budget = 0.25
+jpeg_quality = 50
+[[run]]
+name = "resnet20-q-chroma4"
+recipe = "cifar10-resnet20"
+budget = 0.25
+chroma_factor = 4
+"""
+
+
+@pytest.fixture
+def reduced(tmp_path):
+    """A campaign folder whose runs on reduced copies have finished, with a tiny JPEG data set."""
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (data / split / "cat").mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(data / split / "cat" / f"{i}.jpg", quality=75)
+    (tmp_path / "reduced.toml").write_text(REDUCED)
+    out = tmp_path / "out"
+    prepare_folder(load_campaign(tmp_path / "reduced.toml"), out, str(data))
+    return out
+
+
+def test_colour_resolution_is_reported_beside_the_reference_with_its_noise(reduced):
+    text = campaign_report(reduced)
+    assert "Pending: resnet20-q pending, resnet20-q-chroma4 pending." in text
+    _finished(reduced / "resnet20-q", test=14.0, train=7.5, iterations=16_000, precision="bf16", hours=1.0)
+    _finished(reduced / "resnet20-q-jpeg50", test=15.5, train=8.0, iterations=16_000, precision="bf16", hours=1.0)
+    _finished(reduced / "resnet20-q-chroma4", test=14.9, train=7.9, iterations=16_000, precision="bf16", hours=1.0)
+    text = campaign_report(reduced)
+    known = json.loads((reduced / "data-copies.json").read_text())
+    assert set(known) == {"data-jpeg50", "data-chroma4"}
+    assert known["data-chroma4"]["change"] == "colour at 1/4 resolution"
+    rms = known["data-chroma4"]["test_rms"]
+    assert 1.0 < rms < known["data-jpeg50"]["test_rms"]  # random pixels: much colour to lose, more to JPEG 50
+    assert f"| colour averaged over 4x4 pixels | 8x8 | {rms:.2f} | 15.40% | 14.90% | +0.90 points |" in text
+    # 14.0% and 14.9% on 10,000 images: standard errors 0.347 and 0.356, of the difference 0.50.
+    assert (
+        "4x4: +0.90 points, within twice the standard error of a difference of two such test errors (0.50 points)"
+        in text
+    )
+    assert "re-encoded at quality 50" in text  # the JPEG penalty, from the same measured distances
+
+
+def test_a_report_on_a_fresh_clone_reads_the_measured_distances_and_rebuilds_no_copy(reduced):
+    for name, test in (("resnet20-q", 14.0), ("resnet20-q-jpeg50", 15.5), ("resnet20-q-chroma4", 16.0)):
+        _finished(reduced / name, test=test, train=8.0, iterations=16_000, precision="bf16", hours=1.0)
+    text = campaign_report(reduced)
+    assert "4x4: +2.00 points, beyond twice" in text
+    for copy in ("data-jpeg50", "data-chroma4"):  # not committed (.gitignore)
+        shutil.rmtree(reduced / copy)
+    assert campaign_report(reduced) == text
+    assert not (reduced / "data-jpeg50").exists() and not (reduced / "data-chroma4").exists()

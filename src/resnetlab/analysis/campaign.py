@@ -210,7 +210,9 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
         chroma = raw.get("chroma_factor")
         if chroma is not None:
             from ..data.reencode import CHROMA_FACTORS  # Pillow and numpy: only for such a run
-        if chroma is not None and (isinstance(chroma, bool) or chroma not in CHROMA_FACTORS):
+        if chroma is not None and (
+            isinstance(chroma, bool) or not isinstance(chroma, int) or chroma not in CHROMA_FACTORS
+        ):
             raise ValueError(
                 f"{where} ({run_name}): chroma_factor must be one of {', '.join(map(str, CHROMA_FACTORS))}, "
                 f"got {chroma!r}"

@@ -67,7 +67,7 @@ def subsample_chroma(image: Image.Image, factor: int) -> Image.Image:
 def subsample_chroma_folder(src: str | Path, dst: str | Path, factor: int) -> Path:
     """Copy every JPEG of ``src`` into ``dst`` with colour kept at 1/``factor`` of the resolution
     per axis (4, 8, 16 or 32; the source's 4:2:0 is 2); returns ``dst``."""
-    if isinstance(factor, bool) or factor not in CHROMA_FACTORS:
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor not in CHROMA_FACTORS:
         raise ValueError(f"chroma factor must be one of {', '.join(map(str, CHROMA_FACTORS))}, got {factor!r}")
 
     def save(image: Image.Image, out: Path) -> None:
