@@ -11,6 +11,7 @@ clone reads it and rebuilds nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ..checkpoints.atomic import write_json
@@ -37,26 +38,28 @@ def added_rms(out: Path, data: str, planned: PlannedRun) -> float:
     return entry["test_rms"]
 
 
-def _runs(facts: list[RunFacts], chosen) -> tuple[RunFacts | None, list[RunFacts]]:
-    by_name = {f.progress.name: f for f in facts}
-    return by_name.get(REFERENCE), [f for f in facts if chosen(f)]
-
-
-def _pending(runs: list[RunFacts]) -> str | None:
-    waiting = [f"{f.progress.name} {f.progress.state}" for f in runs if f.progress.state != "finished"]
-    return f"Pending: {', '.join(waiting)}." if waiting else None
+def _start(
+    facts: list[RunFacts], data: str | None, chosen: Callable[[RunFacts], bool], heading: list[str]
+) -> tuple[list[str], RunFacts | None, list[RunFacts]]:
+    """``(the section's lines so far, the reference run, the runs on copies)``. The reference is
+    None where the section ends there: no such runs (no lines), some still training, or no data."""
+    reference = next((f for f in facts if f.progress.name == REFERENCE), None)
+    copies = [f for f in facts if chosen(f)]
+    if reference is None or not copies:
+        return [], None, []
+    waiting = [f"{f.progress.name} {f.progress.state}" for f in (reference, *copies) if f.progress.state != "finished"]
+    if waiting:
+        return [*heading, f"Pending: {', '.join(waiting)}."], None, []
+    if data is None:
+        return [*heading, "Needs the campaign's JPEG data to measure how far each copy is from it."], None, []
+    return list(heading), reference, copies
 
 
 def jpeg_section(facts: list[RunFacts], data: str | None, out: Path) -> list[str]:
-    reference, copies = _runs(facts, lambda f: f.jpeg_quality is not None)
-    if reference is None or not copies:
-        return []
-    lines = ["### The JPEG penalty: ResNet-20 at a quarter schedule on copies re-encoded at lower qualities", ""]
-    waiting = _pending([reference, *copies])
-    if waiting:
-        return lines + [waiting]
-    if data is None:
-        return lines + ["Needs the campaign's JPEG data to measure the re-encodings' distortion."]
+    heading = ["### The JPEG penalty: ResNet-20 at a quarter schedule on copies re-encoded at lower qualities", ""]
+    lines, reference, copies = _start(facts, data, lambda f: f.jpeg_quality is not None, heading)
+    if reference is None:
+        return lines
     campaign = read_folder(out)[0]
     points = [JpegPoint(quality=None, folder=Path(data), test_error=reference.progress.test_error)]
     measured = {}
@@ -70,10 +73,7 @@ def jpeg_section(facts: list[RunFacts], data: str | None, out: Path) -> list[str
 
 
 def chroma_section(facts: list[RunFacts], data: str | None, out: Path) -> list[str]:
-    reference, copies = _runs(facts, lambda f: f.chroma_factor is not None)
-    if reference is None or not copies:
-        return []
-    lines = [
+    heading = [
         "### Colour resolution: ResNet-20 at a quarter schedule with the colour coarsened again",
         "",
         "The JPEG copy stores colour (Cb, Cr) once per 2x2 pixels (4:2:0: 16x16 colour samples for a "
@@ -82,11 +82,9 @@ def chroma_section(facts: list[RunFacts], data: str | None, out: Path) -> list[s
         "brightness kept (`data/reencode.py`).",
         "",
     ]
-    waiting = _pending([reference, *copies])
-    if waiting:
-        return lines + [waiting]
-    if data is None:
-        return lines + ["Needs the campaign's JPEG data to measure the copies' distortion."]
+    lines, reference, copies = _start(facts, data, lambda f: f.chroma_factor is not None, heading)
+    if reference is None:
+        return lines
     campaign = read_folder(out)[0]
     lines += [
         "| data | colour samples per 32x32 image | RMS added | validation | test error | difference (test) |",
