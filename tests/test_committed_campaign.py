@@ -33,3 +33,26 @@ def test_committed_checkpoint_restores_under_todays_code(path: Path) -> None:
         assert torch.equal(value, saved["model"][name]), name
     momentum = [state.optimizer.state[p]["momentum_buffer"] for p in state.model.parameters()]
     assert all(m is not None and torch.isfinite(m).all() for m in momentum)
+
+
+CAMPAIGNS = sorted(REPO.glob("results/*/campaign/campaign.json"))
+
+
+@pytest.mark.parametrize("path", CAMPAIGNS, ids=lambda p: p.parts[-3])
+def test_the_readme_reports_what_the_committed_campaign_holds(path: Path, tmp_path: Path, monkeypatch) -> None:
+    # The README's "Reproducing the paper" numbers are generated from the committed folder; this
+    # regenerates them (the copies' distances come from data-copies.json: no data needed).
+    from resnetlab.analysis.campaign_report import BEGIN, END, campaign_report
+
+    out = path.parent.relative_to(REPO)
+    readme = (REPO / "README.md").read_text()
+    if f"resnetlab reproduce report {out}`" not in readme:
+        pytest.skip(f"the README does not report {out}")
+    figure = out / "fig6.png"
+    monkeypatch.chdir(REPO)  # as the command is run: from the repository, with the folder's relative path
+    section = campaign_report(out, figure=tmp_path / "fig6.png", link=figure)
+    committed = BEGIN + readme.split(BEGIN, 1)[1].split(END, 1)[0] + END
+    assert committed == section, (
+        f"README.md's campaign report is out of date: run `resnetlab reproduce report {out} --readme README.md "
+        f"--figure {figure}` (with the campaign paused) and commit it with the results"
+    )

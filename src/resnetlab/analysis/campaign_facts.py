@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..engine.precision import arithmetic, describe_segments
@@ -84,6 +84,10 @@ def run_facts(out: Path) -> tuple[str | None, list[RunFacts]]:
             hosts_of.setdefault(record.get("run", ""), set()).add(record["host"])
     facts = []
     for planned, p in zip(campaign.runs, progress, strict=True):
+        if p.state == "running":
+            # The report describes the committed folder, where a run trained while it is written is
+            # partial too (its lock is not committed): the README reads the same either way.
+            p = replace(p, state="partial")
         run_dir = out / planned.name
         config = planned.config(planned.data_for(data, out))
         meta, summary = _json(run_dir / "meta.json"), _json(run_dir / "summary.json")
