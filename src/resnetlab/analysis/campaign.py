@@ -210,15 +210,14 @@ def parse_campaign(values: dict, *, source: str, stem: str | None = None) -> Cam
         chroma = raw.get("chroma_factor")
         if chroma is not None:
             from ..data.reencode import CHROMA_FACTORS  # Pillow and numpy: only for such a run
-        if chroma is not None and (
-            isinstance(chroma, bool) or not isinstance(chroma, int) or chroma not in CHROMA_FACTORS
-        ):
-            raise ValueError(
-                f"{where} ({run_name}): chroma_factor must be one of {', '.join(map(str, CHROMA_FACTORS))}, "
-                f"got {chroma!r}"
-            )
-        if chroma is not None and quality is not None:
-            raise ValueError(f"{where} ({run_name}): jpeg_quality and chroma_factor: one change of the data per run")
+
+            if isinstance(chroma, bool) or not isinstance(chroma, int) or chroma not in CHROMA_FACTORS:
+                choices = ", ".join(map(str, CHROMA_FACTORS))
+                raise ValueError(f"{where} ({run_name}): chroma_factor must be one of {choices}, got {chroma!r}")
+            if quality is not None:
+                raise ValueError(
+                    f"{where} ({run_name}): jpeg_quality and chroma_factor: one change of the data per run"
+                )
         if not isinstance(raw.get("recipe"), str):
             raise ValueError(f"{where} ({run_name}): recipe must be a recipe name, got {raw.get('recipe')!r}")
         planned = PlannedRun(
