@@ -51,10 +51,12 @@ def test_a_complete_copy_is_reused_and_another_is_refused(folder, tmp_path):
         reencode_folder(folder, tmp_path / "x", 100)
 
 
+# JFIF's RGB -> YCbCr (written out here, not taken from the module under test).
+TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
 def _ycc(image: Image.Image) -> np.ndarray:
-    rgb = np.asarray(image, dtype=np.float64)
-    to_ycc = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-    return rgb @ to_ycc.T
+    return np.asarray(image, dtype=np.float64) @ TO_YCC.T
 
 
 def test_coarser_colour_keeps_the_brightness_and_averages_the_colour_over_blocks():
@@ -63,8 +65,7 @@ def test_coarser_colour_keeps_the_brightness_and_averages_the_colour_over_blocks
     ycc = np.zeros((32, 32, 3))
     ycc[..., 0] = 128
     ycc[..., 1] = np.where((np.arange(32) // 2) % 2 == 0, 40.0, -40.0)[None, :]
-    to_rgb = np.linalg.inv(np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]))
-    image = Image.fromarray(np.clip(np.rint(ycc @ to_rgb.T), 0, 255).astype(np.uint8))
+    image = Image.fromarray(np.clip(np.rint(ycc @ np.linalg.inv(TO_YCC).T), 0, 255).astype(np.uint8))
     before, after = _ycc(image), _ycc(subsample_chroma(image, 4))
     assert np.abs(after[..., 0] - before[..., 0]).max() < 1.0  # brightness kept (pixel rounding only)
     assert np.abs(before[..., 1]).min() > 39 and np.abs(after[..., 1]).max() < 1.0  # the stripes average out
