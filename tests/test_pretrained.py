@@ -10,6 +10,7 @@ from PIL import Image
 
 import resnetlab.checkpoints.pretrained as pretrained
 from resnetlab.analysis.campaign_folder import finalize_run
+from resnetlab.analysis.shipping import ship
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
 from resnetlab.engine.config import load_recipe
@@ -46,7 +47,7 @@ def finished_run(tmp_path_factory) -> Path:
 def shipped(finished_run, tmp_path, monkeypatch):
     """The run shipped into a temporary weights folder that the package uses as its own."""
     root = tmp_path / "weights"
-    pretrained.ship(finished_run, NAME, root, min_iterations=6)
+    ship(finished_run, NAME, root, min_iterations=6)
     monkeypatch.setattr(pretrained, "WEIGHTS_ROOT", root)
     return root
 
@@ -59,6 +60,8 @@ def test_meta_records_how_the_weights_were_made(shipped, finished_run):
     assert meta["test_top1_error"] == summary["test_top1_error"]
     assert meta["iterations"] == 6 and meta["train_images"] == 50_000 and meta["seed"] == 0
     assert meta["recipe"] == "cifar10-resnet20" and meta["precision"] == summary["precision"]
+    # every departure from the recipe that changes what is learned, none of the execution settings
+    assert meta["recipe_changes"] == {"iterations": 6, "milestones": [4], "model_options": {"depth": 8}, "val_size": 0}
     assert "JPEG" in meta["data_note"] and meta["git_revision"]
     assert weights.sha256 == pretrained.sha256_of(shipped / f"{NAME}.safetensors")
 
@@ -103,6 +106,20 @@ def test_the_name_works_wherever_a_checkpoint_does(shipped, finished_run, capsys
     assert "x.png" in capsys.readouterr().out
 
 
+def test_weights_list_prints_the_table_and_the_records(shipped, finished_run, capsys):
+    summary = json.loads((finished_run / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["weights", "list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| name | test error") and len(table) == 3
+    assert table[2].startswith(f"| `{NAME}` | {summary['test_top1_error']:.2f}% top-1")
+    assert "`cifar10-resnet20` with `iterations=6`, `milestones=[4]`" in table[2]
+    assert main(["weights", "list", "--json"]) == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["name"] == NAME and record["meta"] == get_weights(NAME).meta
+    assert record["sha256"] == pretrained.sha256_of(shipped / record["file"])
+
+
 def test_a_name_not_shipped_says_which_are(shipped, capsys):
     """``resnet56.cifar10`` before its run has finished: the one line lists the shipped names,
     instead of "no checkpoint at resnet56.cifar10"; a plain missing file keeps its own message."""
@@ -131,11 +148,11 @@ def test_a_damaged_file_is_refused(shipped):
 
 def test_unfinished_and_reduced_budget_runs_are_never_shipped(finished_run, tmp_path):
     with pytest.raises(ValueError, match="fewer than the paper's 64,000"):
-        pretrained.ship(finished_run, NAME, tmp_path / "w")  # 6 iterations
+        ship(finished_run, NAME, tmp_path / "w")  # 6 iterations
     with pytest.raises(ValueError, match="not a finished campaign run"):
-        pretrained.ship(tmp_path, NAME, tmp_path / "w")
+        ship(tmp_path, NAME, tmp_path / "w")
     with pytest.raises(ValueError, match="trained resnet20, not resnet56"):
-        pretrained.ship(finished_run, "resnet56.synthetic", tmp_path / "w", min_iterations=6)
+        ship(finished_run, "resnet56.synthetic", tmp_path / "w", min_iterations=6)
     assert not (tmp_path / "w").exists()
 
 

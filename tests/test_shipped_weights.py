@@ -10,6 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from resnetlab.analysis.shipping import recipe_changes
+from resnetlab.analysis.weights_table import weights_table
 from resnetlab.checkpoints.pretrained import WEIGHTS_ROOT, sha256_of
 from resnetlab.models import build_model, get_weights, list_weights
 
@@ -48,10 +50,18 @@ def test_shipped_file_is_the_finished_runs_final_model(name: str) -> None:
     assert meta["precision"] == summary["precision"]
     assert meta["seed"] == summary["seed"]
     assert "JPEG" in meta["data_note"]
+    config = json.loads((run / "config.json").read_text())
+    assert meta["recipe_changes"] == recipe_changes(config, meta["recipe"])
     shipped = load_file(str(weights.file))
     final = load_file(str(run / "final.safetensors"))
     assert shipped.keys() == final.keys()
     assert all(torch.equal(shipped[k], final[k]) for k in final)
+
+
+def test_the_readme_lists_the_shipped_weights_as_weights_list_does() -> None:
+    """The README's table is ``resnetlab weights list``'s output: shipping ResNet-56 without
+    updating the README (or editing a cell by hand) fails here."""
+    assert weights_table() in (REPO / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -108,13 +108,13 @@ class NothingToShip(ValueError):
 
 def ship_finished(out: Path, into: Path, on_shipped: Callable[[Weights], None] | None = None) -> list[Weights]:
     """Ship the final weights of every finished run of the campaign folder ``out`` that its
-    campaign marks ``ships`` into the weights folder ``into`` (``checkpoints.pretrained.ship``,
+    campaign marks ``ships`` into the weights folder ``into`` (``analysis.shipping.ship``,
     which refuses reduced-budget runs), in the campaign's order. ``on_shipped`` sees each one as
     soon as it is written, so a later refusal leaves the earlier ones shipped and reported.
 
     Returns what was shipped; raises NothingToShip (a ValueError) when no run qualifies."""
-    from ..checkpoints.pretrained import ship
     from .runs import run_state
+    from .shipping import ship
 
     out = Path(out)
     campaign, _ = read_folder(out)

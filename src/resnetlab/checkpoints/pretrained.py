@@ -1,15 +1,16 @@
 """Trained weights shipped inside the package, in the shape of torchvision's multi-weight API.
 
 ``get_weights("resnet20.cifar10")`` returns a :class:`Weights`: ``.meta`` says how the weights were
-made and what they measure (data set, recipe, iterations, training-set size, seed, precision, test
-error, code revision), ``.transforms()`` is the exact test preprocessing, and
+made and what they measure (data set, recipe and every departure from it, iterations, training-set
+size, seed, precision, test error, code revision), ``.transforms()`` is the exact test preprocessing, and
 ``build_model("resnet20", weights="cifar10")`` builds the network with them loaded.
 
 The files live in ``resnetlab/weights/``: ``NAME.safetensors`` (the state dict in the torchvision
 layout plus resnetlab's metadata, so ``resnetlab eval``/``predict`` rebuild the model from the file
 alone) and one entry per name in ``manifest.json``, with the file's sha256, checked before every
 load. Only the final model of a finished full-schedule campaign run is ever shipped under a name
-(``resnetlab reproduce ship``): never a partial or reduced-budget run.
+(``resnetlab reproduce ship``, ``analysis/shipping.py``, which calls :func:`install`): never a
+partial or reduced-budget run.
 """
 
 from __future__ import annotations
@@ -169,59 +170,14 @@ def load_into(model: nn.Module, weights: Weights) -> nn.Module:
     return model
 
 
-def ship(run_dir: Path, name: str, into: Path, *, min_iterations: int = 64_000) -> Weights:
-    """Copy a finished run's ``final.safetensors`` into ``into`` as ``name`` and record its manifest
-    entry (sha256 and the measured facts); refuses unfinished and reduced-budget runs (fewer than
-    ``min_iterations``, the paper's 64k by default)."""
-    run_dir, into = Path(run_dir), Path(into)
-    summary_path, final = run_dir / "summary.json", run_dir / "final.safetensors"
-    if not summary_path.is_file() or not final.is_file():
-        raise ValueError(f"{run_dir} is not a finished campaign run (needs summary.json and final.safetensors)")
-    summary = json.loads(summary_path.read_text())
-    config = json.loads((run_dir / "config.json").read_text())
-    meta_file = json.loads((run_dir / "meta.json").read_text())
-    if config["iterations"] < min_iterations or summary["iterations"] != config["iterations"]:
-        raise ValueError(
-            f"{run_dir} trained {summary['iterations']:,} iterations, fewer than the paper's "
-            f"{min_iterations:,}: only full-schedule runs are shipped"
-        )
-    model = name.split(".", 1)[0]
-    if summary["model"] != model:
-        raise ValueError(f"{run_dir} trained {summary['model']}, not {model}")
-    revisions = []
-    log = run_dir.parent / "campaign-log.jsonl"
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("run") == run_dir.name and record.get("event") in ("start", "resume"):
-                revisions.append(
-                    {"from_iteration": record.get("iteration"), "git_revision": record.get("git_revision")}
-                )
-    train_images = summary.get("train_images") or (50_000 - int(config.get("val_size", 0)))
-    meta = {
-        "dataset": "CIFAR-10",
-        "data": config.get("data"),
-        "data_note": "trained and tested on the CIFAR-10 JPEG copy (quality ~75, 4:2:0 chroma), not the "
-        "official PNG-exact release; its re-encoding costs accuracy",
-        "recipe": f"cifar10-{model}",
-        "iterations": summary["iterations"],
-        "batch_size": config["batch_size"],
-        "train_images": train_images,
-        "seed": config["seed"],
-        "precision": summary.get("precision"),
-        "test_top1_error": summary["test_top1_error"],
-        "test_top5_error": summary.get("test_top5_error"),
-        "test_images": summary.get("test_images"),
-        "wall_hours": round(summary.get("wall_seconds", 0) / 3600, 2),
-        "git_revision": meta_file.get("git_revision"),
-        "code_revisions": revisions,
-        "params": summary.get("params"),
-        "model_options": summary.get("model_options", {}),
-    }
+def install(source: Path, name: str, into: Path, meta: dict) -> Weights:
+    """Copy the safetensors file ``source`` into the weights folder ``into`` as ``name`` and record
+    its manifest entry (its sha256 and ``meta``); an entry of that name is replaced."""
+    into = Path(into)
     into.mkdir(parents=True, exist_ok=True)
     target = into / f"{name}.safetensors"
     with staged_output(target, overwrite=True) as tmp:
-        shutil.copyfile(final, tmp)
+        shutil.copyfile(source, tmp)
     entries = _manifest(into)
     entries[name] = {"file": target.name, "sha256": sha256_of(target), "meta": meta}
     write_json(into / MANIFEST, entries, sort_keys=True)

@@ -57,8 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=run_export)
 
-    p = subparsers.add_parser("weights", help="import/export weights in the torchvision/timm ResNet layout")
+    p = subparsers.add_parser(
+        "weights", help="the shipped trained weights; import/export weights in the torchvision/timm ResNet layout"
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = actions.add_parser("list", help="the shipped trained weights beside the paper's error (a markdown table)")
+    q.add_argument("--json", action="store_true", help="one JSON object per name: file, sha256 and the whole meta")
+    q.set_defaults(func=run_weights_list)
     q = actions.add_parser("import", help="torchvision/timm state dict -> resnetlab checkpoint")
     q.add_argument("src", help=".pt/.pth/.safetensors state dict (DDP 'module.' prefixes are fine)")
     q.add_argument("--model", required=True, help="registered name, e.g. resnet50")
@@ -161,6 +166,17 @@ def run_export(args: argparse.Namespace) -> int:
     print(report.describe())
     if real is None:
         print("  (no real images checked: pass --verify-images)")
+    return 0
+
+
+def run_weights_list(args: argparse.Namespace) -> int:
+    from ..analysis.weights_table import shipped, weights_table
+
+    if args.json:
+        for w in shipped():
+            print(json.dumps({"name": w.name, "file": w.file.name, "sha256": w.sha256, "meta": w.meta}))
+    else:
+        print(weights_table())
     return 0
 
 
