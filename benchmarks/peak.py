@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import benchlib  # beside this file; imports no torch, so the wait policy below can still apply
-from peak_end_to_end import end_to_end_section
+from peak_end_to_end import LAUNCHES, end_to_end_section
 from peak_sharing import contended_section, jobs_section, pct, rate
 
 from resnetlab.engine.threads import available_cores, configure_threads
@@ -99,11 +99,21 @@ def main() -> None:
     p.add_argument("--e2e-window", type=int, default=10, help="log window of --end-to-end runs (the first is start-up)")
     p.add_argument("--e2e-iterations", type=int, default=150, help="timed iterations of each --end-to-end run")
     p.add_argument("--e2e-timeout", type=float, default=900.0, help="seconds before an --end-to-end run is killed")
+    p.add_argument(
+        "--e2e-launches",
+        default="one,torchrun",
+        help="--end-to-end candidates, from one (1 x N threads), torchrun (N x 1 thread, data-parallel), "
+        "independent (N separate 1-thread runs side by side, as the campaign's --jobs N)",
+    )
     p.add_argument("--skip-table", action="store_true", help="only the GEMM peak and the extra sections")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, figures meaningless")
     p.add_argument("--json", type=Path, help="also write every figure here")
     args = p.parse_args()
     args.policies = [s.strip() for s in args.policies.split(",") if s.strip()]
+    args.e2e_launches = [s.strip() for s in args.e2e_launches.split(",") if s.strip()]
+    unknown = sorted(set(args.e2e_launches) - set(LAUNCHES))
+    if unknown:
+        p.error(f"--e2e-launches: unknown {', '.join(unknown)}; choose from {', '.join(LAUNCHES)}")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     sizes, repeats = (2048, 4096), 5
     if args.quick:

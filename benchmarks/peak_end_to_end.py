@@ -3,11 +3,15 @@ runs it, in a fresh subprocess per candidate, with its steady-state speed read f
 ``metrics.jsonl`` (images/s between the end of the first log window, which holds start-up and any
 compilation, and the last one), as percent of the GEMM peak measured earlier in the same run.
 
-Candidates, per model: one process on all N threads, against N one-thread processes training the
-same run data-parallel under torchrun (each process computes the gradient of 128/N images of the
-same global batch of 128; DDP sums them before the one SGD step), each eager and under
-torch.compile. With N = 2 the data-parallel candidate is the paper's own arrangement for CIFAR-10:
-"a minibatch size of 128 on two GPUs" (Sec. 4.2), batch norm over each worker's 64 images.
+Candidates, per model (``--e2e-launches``), each eager and under torch.compile:
+- ``one``: one process on all N threads;
+- ``torchrun``: N one-thread processes training the same run data-parallel under torchrun (each
+  computes the gradient of 128/N images of the same global batch of 128; DDP sums them before the
+  one SGD step). With N = 2 it is the paper's own arrangement for CIFAR-10: "a minibatch size of
+  128 on two GPUs" (Sec. 4.2), batch norm over each worker's 64 images;
+- ``independent``: N separate one-thread runs side by side, started together, as ``resnetlab
+  reproduce campaign`` trains its runs (``--jobs N``); the row gives their summed images/s, since
+  the pair shares the machine's memory and caches the way the campaign's jobs do.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 
 import benchlib  # beside this file
 from peak_sharing import pct, rate, ratio
+
+LAUNCHES = ("one", "torchrun", "independent")
 
 
 def train_command(
@@ -73,45 +79,96 @@ def train_command(
 
 
 def measure(command: list[str], out: Path, timeout: float) -> dict:
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"images_per_second": None, "error": f"exceeded {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"images_per_second": None, "error": f"exit {done.returncode}: {done.stderr.strip()[-400:]}"}
+    return measure_together([command], [out], timeout)
+
+
+def measure_together(commands: list[list[str]], outs: list[Path], timeout: float) -> dict:
+    """Run the commands at the same time; their steady-state images/s summed (one command: its
+    own), each run's in ``runs``. Any failure fails the whole measurement."""
     from resnetlab.checkpoints.rundir import read_metrics
 
-    batch = json.loads((out / "config.json").read_text())["batch_size"]
-    return {**benchlib.steady_rate(read_metrics(out), batch), "wall_seconds": time.perf_counter() - start}
+    start = time.perf_counter()
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+    errors = []
+    for process in processes:
+        try:
+            _, stderr = process.communicate(timeout=max(1.0, timeout - (time.perf_counter() - start)))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            errors.append(f"exceeded {timeout:.0f} s")
+            continue
+        if process.returncode != 0:
+            last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+            errors.append(f"exit {process.returncode}: {last[:400]}")  # the CLI's one-line error, from its start
+    if errors:
+        return {"images_per_second": None, "error": "; ".join(errors)}
+    runs = []
+    for out in outs:
+        batch = json.loads((out / "config.json").read_text())["batch_size"]
+        runs.append(benchlib.steady_rate(read_metrics(out), batch))
+    if len(runs) == 1:
+        return {**runs[0], "wall_seconds": time.perf_counter() - start}
+    rates = [r["images_per_second"] for r in runs]
+    return {
+        "images_per_second": None if None in rates else sum(rates),
+        "startup_seconds": max(r["startup_seconds"] or 0 for r in runs),
+        "runs": runs,
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def launch_label(launch: str, processes: int, threads: int) -> str:
+    if launch == "torchrun":
+        return f"{processes} x {threads}-thread (torchrun)"
+    if launch == "independent":
+        return f"{processes} runs x {threads}-thread"
+    return f"{processes} x {threads}-thread"
+
+
+def _shapes(launches: tuple[str, ...], n: int) -> list[tuple[str, int, int]]:
+    """(launch, processes, threads each) of every candidate asked for, on ``n`` threads in all."""
+    shapes = {"one": (1, n), "torchrun": (n, 1), "independent": (n, 1)}
+    return [(launch, *shapes[launch]) for launch in launches if launch == "one" or n > 1]
 
 
 def end_to_end_section(args, report: dict, flops: dict[str, float], peak: float) -> None:
-    """Every model x {one N-thread process, N one-thread data-parallel processes} x {eager, compiled}."""
-    n = args.threads
-    shapes = [(1, n)] + ([(n, 1)] if n > 1 else [])
+    """Every model x the launches of ``args.e2e_launches`` x {eager, compiled}."""
+    shapes = _shapes(tuple(args.e2e_launches), args.threads)
     rows = []
     for model in flops:
         window = args.e2e_window
         windows = 1 + max(1, -(-args.e2e_iterations // window))
         for compiled in (False, True):
-            for processes, threads in shapes:
+            for launch, processes, threads in shapes:
+                # independent runs: one command per process, each a plain one-process run
+                copies, per_command = (processes, 1) if launch == "independent" else (1, processes)
                 with tempfile.TemporaryDirectory() as tmp:
-                    out = Path(tmp) / "run"
-                    command = train_command(
-                        model,
-                        out,
-                        processes=processes,
-                        threads=threads,
-                        compiled=compiled,
-                        precision=args.precision,
-                        window=window,
-                        windows=windows,
-                        data=args.data,
-                    )
-                    result = measure(command, out, args.e2e_timeout)
+                    outs = [Path(tmp) / f"run{i}" for i in range(copies)]
+                    commands = [
+                        train_command(
+                            model,
+                            out,
+                            processes=per_command,
+                            threads=threads,
+                            compiled=compiled,
+                            precision=args.precision,
+                            window=window,
+                            windows=windows,
+                            data=args.data,
+                        )
+                        for out in outs
+                    ]
+                    result = measure_together(commands, outs, args.e2e_timeout)
                 rows.append(
-                    {"model": model, "processes": processes, "threads": threads, "compiled": compiled, **result}
+                    {
+                        "model": model,
+                        "launch": launch,
+                        "processes": processes,
+                        "threads": threads,
+                        "compiled": compiled,
+                        **result,
+                    }
                 )
     report["end_to_end"] = {"rows": rows, "load_average_after": benchlib.load_average()}
     print(
@@ -125,7 +182,7 @@ def end_to_end_section(args, report: dict, flops: dict[str, float], peak: float)
         mine = [r for r in rows if r["model"] == model]
         base = mine[0]["images_per_second"]
         for r in mine:
-            launch = f"{r['processes']} x {r['threads']}-thread" + (" (torchrun)" if r["processes"] > 1 else "")
+            launch = launch_label(r["launch"], r["processes"], r["threads"])
             start = r.get("startup_seconds")
             print(
                 f"{model:<9} {launch:<24} {'yes' if r['compiled'] else 'no':>7} {rate(r['images_per_second']):>9} "

@@ -56,3 +56,30 @@ def test_a_real_tiny_run_is_measured_from_its_own_metrics(tmp_path) -> None:
     assert "error" not in result, result
     assert result["iterations"] == 4  # windows 2 and 3; window 1 holds the start-up
     assert result["images_per_second"] > 0
+
+
+def test_candidates_per_launch_and_thread_count() -> None:
+    assert e2e._shapes(("one", "torchrun", "independent"), 2) == [
+        ("one", 1, 2),
+        ("torchrun", 2, 1),
+        ("independent", 2, 1),
+    ]
+    assert e2e._shapes(("one", "independent"), 1) == [("one", 1, 1)]  # one core: nothing to share
+    assert e2e.launch_label("independent", 2, 1) == "2 runs x 1-thread"
+
+
+def test_independent_runs_are_measured_together_and_summed(tmp_path) -> None:
+    """The campaign's launch shape: two separate 1-thread runs at once, each read from its own
+    metrics; the row is their sum. A failing run fails the measurement, naming its exit."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    common = dict(processes=1, threads=1, compiled=False, precision="fp32", window=2, windows=3, data="synthetic:512")
+    commands = [e2e.train_command("resnet20", out, **common) for out in outs]
+    result = e2e.measure_together(commands, outs, timeout=300)
+    assert "error" not in result, result
+    assert [r["iterations"] for r in result["runs"]] == [4, 4]
+    assert result["images_per_second"] == pytest.approx(sum(r["images_per_second"] for r in result["runs"]))
+    fresh = [tmp_path / "c", tmp_path / "d"]
+    good, broken = (e2e.train_command("resnet20", out, **common) for out in fresh)
+    failed = e2e.measure_together([good, [*broken, "--set", "no_such_key=1"]], fresh, timeout=300)
+    assert failed["images_per_second"] is None
+    assert failed["error"].startswith("exit 1: ") and "no_such_key" in failed["error"]
