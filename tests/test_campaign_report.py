@@ -235,6 +235,13 @@ def test_the_report_names_the_compiled_runs_only_where_there_are_some(tmp_path, 
     text = campaign_report(out)
     assert "`+ torch.compile` marks a compiled training step" in text
     assert "The campaign compiles resnet20-q-fp32;" in text
+    auto = tmp_path / "auto.toml"
+    auto.write_text(
+        compiled.read_text().replace('name = "compiled"', 'name = "auto"').replace("compile = true", 'compile = "auto"')
+    )
+    prepare_folder(load_campaign(auto), tmp_path / "auto-out", "data/cifar")
+    text = campaign_report(tmp_path / "auto-out")
+    assert 'The campaign compiles resnet20-q-fp32 only where each trains in fp32 (`compile = "auto"`' in text
 
 
 def test_a_warm_up_is_said_and_so_is_a_departure_from_the_paper(tmp_path, folder):

@@ -11,7 +11,14 @@ from test_train import tiny_config
 
 from resnetlab.data import load_dataset
 from resnetlab.engine import precision as precision_module
-from resnetlab.engine.precision import arithmetic, autocast_for, cpu_flags, describe_segments, resolve_precision
+from resnetlab.engine.precision import (
+    arithmetic,
+    autocast_for,
+    cpu_flags,
+    describe_segments,
+    resolve_precision,
+    wants_compile,
+)
 from resnetlab.engine.train import train
 from resnetlab.models import build_model
 
@@ -21,6 +28,14 @@ CPU = torch.device("cpu")
 ZEN4 = "model name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 MASKED = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
 GRAVITON = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_compile_auto_is_fp32_on_the_cpu_only():
+    """Where compiling was measured to pay (benchmarks/RESULTS.md): an fp32 step on the CPU."""
+    cuda = torch.device("cuda")
+    assert wants_compile("auto", CPU, "fp32") and not wants_compile("auto", CPU, "bf16")
+    assert not wants_compile("auto", cuda, "fp32") and not wants_compile("auto", cuda, "bf16")
+    assert wants_compile(True, CPU, "bf16") and not wants_compile(False, CPU, "fp32")
 
 
 def test_cpu_flags_read_x86_and_arm_cpuinfo():

@@ -119,6 +119,32 @@ def test_compile_without_a_compiler_trains_eager_and_records_it(tmp_path, tiny_d
     assert not compiled.summary["precision"].endswith("torch.compile")
 
 
+def test_compile_auto_compiles_an_fp32_step_and_not_a_bf16_one(tmp_path, tiny_data, monkeypatch) -> None:
+    """``compile = "auto"`` (the campaign's later runs): compiled where the step trains in fp32,
+    eager in bf16; the log line and each start's segment say which. With ``precision = "auto"`` a
+    run resumed on a host of the other kind changes at that iteration: here it starts on a CPU
+    without native bf16 (fp32, compiled) and resumes on one with it (bf16, eager)."""
+    import resnetlab.engine.precision as precision_module
+    import resnetlab.engine.train as engine_train
+
+    wrapped = []
+    monkeypatch.setattr(engine_train.torch, "compile", lambda model: wrapped.append(model) or model)
+    lines = []
+    config = tiny_config(compile="auto", precision="auto")
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    calls = iter(range(100))
+    train(config, tmp_path / "run", data=tiny_data, log=lines.append, should_stop=lambda: next(calls) == 6)
+    assert len(wrapped) == 1 and "compile = auto: compiled (fp32 on cpu)" in lines
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    train(config, tmp_path / "run", data=tiny_data, log=lines.append, resume=True)
+    assert len(wrapped) == 1 and "compile = auto: eager (bf16 on cpu)" in lines
+    segments = json.loads((tmp_path / "run/meta.json").read_text())["segments"]
+    assert [(s["precision"], s["compile"]) for s in segments] == [("fp32", True), ("bf16", False)]
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match='compile must be true, false or "auto"'):
+            tiny_config(compile=bad)
+
+
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_data) -> None:
     calls = iter(range(100))
     train(tiny_config(), tmp_path / "run", data=tiny_data, should_stop=lambda: next(calls) == 2, **QUIET)

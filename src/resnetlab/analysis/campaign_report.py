@@ -189,14 +189,22 @@ def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None 
         "which is what two campaign jobs side by side do).",
         "",
     ]
-    compiled = [r.name for r in read_folder(out)[0].runs if r.overrides.get("compile")]
-    if compiled:
+    runs = read_folder(out)[0].runs
+    compiled = [r.name for r in runs if r.overrides.get("compile") is True]
+    auto = [r.name for r in runs if r.overrides.get("compile") == "auto"]
+    if compiled or auto:
+        clauses = [f"compiles {', '.join(compiled)}"] if compiled else []
+        if auto:
+            clauses.append(
+                f'compiles {", ".join(auto)} only where each trains in fp32 (`compile = "auto"`: a bf16 '
+                "step on the CPU measured no gain from it)"
+            )
         lines[-1:-1] = [
             "",
             f"Precision is given per segment of iterations. `+ torch.compile` marks a compiled training "
             f"step: the same arithmetic, with batch norm, ReLU and the additions fused into fewer "
             f"passes (1.16-1.18x in fp32 on the Intel host, benchmarks/RESULTS.md; only the last bits "
-            f"differ from eager). The campaign compiles {', '.join(compiled)}; a start on a host that "
+            f"differ from eager). The campaign {'; it '.join(clauses)}; a start on a host that "
             f"cannot compile trains eager, and its segment says so.",
         ]
     for section in (

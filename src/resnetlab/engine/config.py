@@ -122,7 +122,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # "auto": bf16 where the hardware has it (AVX512-BF16/AMX, CUDA)
     channels_last: bool = True
-    compile: bool = False  # torch.compile the model (minutes of start-up; pays off on long runs)
+    # torch.compile the training step: true, false, or "auto": only where it was measured to pay,
+    # fp32 on the CPU (engine/precision.py: wants_compile). Seconds to minutes of start-up per start.
+    compile: bool | str = False
     sync_bn: bool = False  # data-parallel runs: BN statistics over the global batch (CUDA only)
     eval_batch_size: int = 1000
 
@@ -181,9 +183,11 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         check_device_name(self.device)
-        for key in ("augment", "nesterov", "track_test_error", "channels_last", "compile", "sync_bn"):
+        for key in ("augment", "nesterov", "track_test_error", "channels_last", "sync_bn"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if not isinstance(self.compile, bool) and self.compile != "auto":
+            raise ValueError(f'compile must be true, false or "auto", got {self.compile!r}')
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a registered model name, got {self.model!r}")
         if not isinstance(self.model_options, dict):

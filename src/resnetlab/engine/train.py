@@ -28,7 +28,7 @@ from ..models import count_params
 from ..progress import Progress
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, broadcast_object
-from .precision import autocast_for, resolve_precision
+from .precision import autocast_for, resolve_precision, wants_compile
 from .state import TrainState, check_resumable
 from .steps import Run, TrainResult
 from .train_data import TrainData, array_data, load_arrays
@@ -169,10 +169,12 @@ def build(
         state.restore(saved)
     # A run asked to compile on a machine that cannot trains eager rather than not at all (a
     # campaign must not stop at a new host); the segment of this start records which it was.
-    compiled = config.compile
+    compiled = wants_compile(config.compile, device, precision)
+    if config.compile == "auto":
+        log(f"compile = auto: {'compiled' if compiled else 'eager'} ({precision} on {device.type})")
     problem = compile_problem(device) if compiled else None
     if problem is not None:
-        log(f"compile = true, but {problem}: this start of the run trains eager")
+        log(f"compile = {config.compile!s}, but {problem}: this start of the run trains eager")
         compiled = False
     state.model, train_model = _wrap(state.model, config, device, dist_info, compiled)
     start = state.iteration
