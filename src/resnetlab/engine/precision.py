@@ -61,9 +61,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def wants_compile(setting: bool | str, device: torch.device, precision: str) -> bool:
     """Whether a start compiles its training step. ``"auto"`` compiles where this project measured
     a gain: an fp32 step on the CPU (1.16-1.18x on one thread, an Intel host whose bf16 is
-    emulated). A bf16 step on the CPU is not compiled: on AMD hosts with native bf16 eleven
-    comparisons gave 0.85-1.08x of eager, median 0.97 (benchmarks/RESULTS.md). On CUDA no comparison has been
-    run, so it trains eager."""
+    emulated). A bf16 step on the CPU is not compiled: on AMD hosts with native bf16, eleven
+    comparisons gave 0.85-1.08x of eager, median 0.97 (benchmarks/RESULTS.md). On CUDA no
+    comparison has been run, so it trains eager."""
     if setting == "auto":
         return device.type == "cpu" and precision == "fp32"
     return bool(setting)

@@ -170,11 +170,12 @@ def build(
     # A run asked to compile on a machine that cannot trains eager rather than not at all (a
     # campaign must not stop at a new host); the segment of this start records which it was.
     compiled = wants_compile(config.compile, device, precision)
-    if config.compile == "auto":
+    if config.compile == "auto" and dist_info.is_main:
         log(f"compile = auto: {'compiled' if compiled else 'eager'} ({precision} on {device.type})")
     problem = compile_problem(device) if compiled else None
     if problem is not None:
-        log(f"compile = {config.compile!s}, but {problem}: this start of the run trains eager")
+        setting = '"auto"' if config.compile == "auto" else "true"
+        log(f"compile = {setting}, but {problem}: this start of the run trains eager")
         compiled = False
     state.model, train_model = _wrap(state.model, config, device, dist_info, compiled)
     start = state.iteration
