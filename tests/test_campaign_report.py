@@ -132,6 +132,22 @@ def test_report_states_each_result_beside_the_paper(folder):
     assert "data/cifar" in text and "nothing is selected on the test set" in text
 
 
+def test_table6_depth_claim_compares_each_finished_resnet_with_the_next_deeper_one(folder):
+    """In flight, ResNet-56 is pending; finished, it is compared with ResNet-20 with the verdict,
+    the margin and the noise, whichever way it goes."""
+    claim = "The paper's claim (Sec. 4.2, Table 6): the test error falls as the ResNet gets deeper."
+    text = campaign_report(folder)
+    assert f"{claim}\n- ResNet-56: pending (compared once finished)" in text
+    shutil.rmtree(folder / "resnet56")
+    _finished(folder / "resnet56", test=8.0, train=0.5, iterations=64_000, precision="bf16", hours=9.0)
+    text = campaign_report(folder)
+    assert "- ResNet-56 tests better than ResNet-20: holds: 9.50% vs 8.00% (margin 1.50 points;" in text
+    assert "pending (compared once finished)" not in text
+    shutil.rmtree(folder / "resnet56")
+    _finished(folder / "resnet56", test=10.0, train=0.5, iterations=64_000, precision="bf16", hours=9.0)
+    assert "- ResNet-56 tests better than ResNet-20: FAILS: 9.50% vs 10.00%" in campaign_report(folder)
+
+
 def test_finished_precision_control_is_a_table_with_the_difference_and_the_noise_it_sits_in(folder):
     _finished(folder / "resnet20-q-fp32", test=10.6, train=5.5, iterations=16_000, precision="fp32", hours=1.5)
     lines = campaign_report(folder).splitlines()

@@ -11,6 +11,7 @@ only once every run it needs has finished.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from .campaign_facts import CIFAR10_TEST_IMAGES, RunFacts, run_facts
@@ -19,7 +20,7 @@ from .campaign_facts import standard_error as _standard_error
 from .campaign_folder import read_folder
 from .campaign_log import host_description
 from .data_loss_report import chroma_section, jpeg_section
-from .paper import PAPER_WARMUP, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, pretty_name
+from .paper import PAPER_WARMUP, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, depth_of, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
@@ -58,7 +59,26 @@ def table6_section(facts: list[RunFacts]) -> list[str]:
             f"{_pct(f.final_train_error)} | {p.state} | {p.done:,}/{p.total:,} | {f.precision} | "
             f"{_hours(f)} | {_load(f)} |"
         )
-    return lines + _warmup_note(full)
+    return lines + _depth_claims(full) + _warmup_note(full)
+
+
+def _depth_claims(full: list[RunFacts]) -> list[str]:
+    """Table 6's claim, that the test error falls with depth from ResNet-20 to ResNet-110, checked
+    between each finished full-schedule ResNet and the next deeper finished one."""
+    resnets = sorted((f for f in full if f.model.startswith("resnet")), key=lambda f: depth_of(f.model))
+    if len(resnets) < 2:
+        return []
+    finished = [f for f in resnets if f.progress.state == "finished"]
+    by_name = {f.progress.name: f for f in finished}
+    claims = [
+        f"- {pretty_name(deeper.model)} tests better than {pretty_name(shallower.model)}: "
+        f"{_ordering(by_name, shallower.progress.name, deeper.progress.name, 'test')}"
+        for shallower, deeper in itertools.pairwise(finished)
+    ]
+    waiting = [pretty_name(f.model) for f in resnets if f.progress.state != "finished"]
+    if waiting:
+        claims.append(f"- {', '.join(waiting)}: pending (compared once finished)")
+    return ["", "The paper's claim (Sec. 4.2, Table 6): the test error falls as the ResNet gets deeper.", *claims]
 
 
 def _warmup_note(full: list[RunFacts]) -> list[str]:
