@@ -14,24 +14,12 @@ from pathlib import Path
 
 from ..engine.config import load_recipe
 from .paper import PAPER_ITERATIONS, PAPER_MILESTONES
-from .runs import RunSpec, config_differences, read_json
+from .runs import EXECUTION_KEYS, RunSpec, config_differences, read_json
 
 BEGIN, END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
-# Keys that change how a run is watched or where it runs, not what it learns.
-CADENCE_KEYS = {
-    "log_every",
-    "eval_every",
-    "checkpoint_every",
-    "eval_batch_size",
-    "device",
-    "precision",
-    "compile",
-    "channels_last",
-    "track_test_error",
-    "data",
-    "seed",
-    "model_options",
-}
+# Keys left out of "Changed from the paper's recipe": how a run was executed, and model_options,
+# whose entries that line lists one by one.
+CADENCE_KEYS = EXECUTION_KEYS | {"model_options"}
 
 
 @dataclass

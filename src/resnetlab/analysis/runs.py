@@ -19,6 +19,27 @@ from ..engine.config import TrainConfig, load_recipe
 
 logger = logging.getLogger(__name__)  # a child of the library's one logger, "resnetlab"
 
+# Settings that say how a run was executed or watched, not what it learned: a difference in these
+# from the recipe is no departure from it (the reports and the shipped weights' ``recipe_changes``).
+EXECUTION_KEYS = frozenset(
+    {
+        "data",
+        "seed",
+        "precision",
+        "device",
+        "channels_last",
+        "compile",
+        "workers",
+        "on_error",
+        "log_every",
+        "eval_every",
+        "checkpoint_every",
+        "eval_batch_size",
+        "track_test_error",
+        "stop_at_chance",
+    }
+)
+
 
 @dataclass(frozen=True)
 class RunSpec:

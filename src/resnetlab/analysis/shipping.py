@@ -14,25 +14,7 @@ from pathlib import Path
 
 from ..checkpoints.pretrained import Weights, install
 from ..engine.config import load_recipe
-
-# Settings that say how a run was executed, not what it learned: left out of ``recipe_changes``.
-# (Data, seed and precision have their own entries in the meta.)
-_EXECUTION_KEYS = {
-    "data",
-    "seed",
-    "precision",
-    "device",
-    "channels_last",
-    "compile",
-    "workers",
-    "on_error",
-    "log_every",
-    "eval_every",
-    "checkpoint_every",
-    "eval_batch_size",
-    "track_test_error",
-    "stop_at_chance",
-}
+from .runs import EXECUTION_KEYS, config_differences
 
 
 def _recipe_of(run_meta: dict, model: str) -> str:
@@ -48,12 +30,8 @@ def recipe_changes(config: dict, recipe: str) -> dict:
     """What a run's resolved ``config.json`` changed in its recipe, key by key (its values), the
     settings of execution left out: a user of the weights sees every departure from the paper's
     recipe (a warm-up, all 50k training images) without reading the run's files."""
-    reference = json.loads(json.dumps(load_recipe(recipe).to_dict()))  # tuples as JSON lists
-    return {
-        key: value
-        for key, value in sorted(config.items())
-        if key not in _EXECUTION_KEYS and reference.get(key) != value
-    }
+    differences = config_differences(config, load_recipe(recipe))
+    return {key: config.get(key) for key in differences if key not in EXECUTION_KEYS}
 
 
 def ship(run_dir: Path, name: str, into: Path, *, min_iterations: int = 64_000) -> Weights:
