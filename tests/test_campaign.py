@@ -76,8 +76,12 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
     assert names[:6] == ["resnet20", "plain20-q", "plain56-q", "resnet20-q", "resnet56-q", "resnet20-q-fp32"]
     for planned in campaign.runs:
         config = planned.config(None)
-        if planned.ships:
-            assert config.iterations == 64_000 and config.val_size == 0 and planned.ships == f"{config.model}.cifar10"
+        if planned.budget == 1.0:
+            assert config.iterations == 64_000 and config.val_size == 0
+            # Shipped under the model's name: every full-schedule run on the campaign's own data, and
+            # no run on a copy with more information removed (resnet20-jpeg50).
+            on_copy = planned.jpeg_quality is not None or planned.chroma_factor is not None
+            assert planned.ships == (None if on_copy else f"{config.model}.cifar10")
         else:
             assert config.iterations == 16_000 and config.val_size == 5000
     assert campaign.run("resnet20-q-fp32").config(None).precision == "fp32"
@@ -85,6 +89,7 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
     folders = {r.name: r.data_for("data", Path("out")) for r in campaign.runs}
     assert folders["resnet20-q-jpeg50"] == str(Path("out/data-jpeg50"))
     assert folders["resnet20-q-chroma4"] == str(Path("out/data-chroma4"))
+    assert folders["resnet20-jpeg50"] == folders["resnet20-q-jpeg50"]  # one copy for both budgets
     assert folders["resnet20"] == folders["resnet56"] == "data"
 
 

@@ -22,6 +22,14 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}%"
 
 
+def shown_test_error(f: RunFacts) -> str:
+    """The final model's test error, or the latest logged one of a run in flight (marked)."""
+    p = f.progress
+    if p.test_error is None:
+        return "-"
+    return percent(p.test_error) if p.state == "finished" else f"({percent(p.test_error)} at {f.test_iteration or 0:,})"
+
+
 def standard_error(error_percent: float, images: int = CIFAR10_TEST_IMAGES) -> float:
     """Binomial standard error, in points, of an error rate measured on ``images`` images."""
     p = error_percent / 100
@@ -49,6 +57,12 @@ class RunFacts:
     def on_reduced_data(self) -> bool:
         """Whether it trains on a copy of the campaign's data with more information removed."""
         return self.jpeg_quality is not None or self.chroma_factor is not None
+
+    @property
+    def setting(self) -> tuple[str, float, int]:
+        """What a run on a copy of the data shares with the run it is compared with: the network,
+        the budget and the training-set size."""
+        return self.model, self.budget, self.train_images
 
 
 def _json(path: Path) -> dict:

@@ -16,22 +16,15 @@ from pathlib import Path
 
 from .campaign_facts import CIFAR10_TEST_IMAGES, RunFacts, run_facts
 from .campaign_facts import percent as _pct
+from .campaign_facts import shown_test_error as _test
 from .campaign_facts import standard_error as _standard_error
 from .campaign_folder import read_folder
 from .campaign_log import host_description
-from .data_loss_report import chroma_section, jpeg_section
+from .data_loss_report import chroma_section, jpeg_section, schedule_section
 from .paper import PAPER_WARMUP, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, depth_of, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
-
-
-def _test(f: RunFacts) -> str:
-    """The final model's test error, or the latest logged one of a run in flight (marked)."""
-    p = f.progress
-    if p.test_error is None:
-        return "-"
-    return _pct(p.test_error) if p.state == "finished" else f"({_pct(p.test_error)} at {f.test_iteration or 0:,})"
 
 
 def _hours(f: RunFacts) -> str:
@@ -233,6 +226,7 @@ def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None 
         precision_section(facts),
         jpeg_section(facts, data, out),
         chroma_section(facts, data, out),
+        schedule_section(facts),
     ):
         if section:
             lines += section + [""]

@@ -60,7 +60,7 @@ def coarsest_scale(quality: int | None) -> float:
     return source if quality is None else max(source, quantiser_scale(quality))
 
 
-def _line_at_zero(x: list[float], y: list[float]) -> tuple[float, float]:
+def line_at_zero(x: list[float], y: list[float]) -> tuple[float, float]:
     """Least-squares line through the points (exact through two): (value at x = 0, slope)."""
     slope, intercept = np.polyfit(x, y, 1)
     return float(intercept), float(slope)
@@ -131,8 +131,8 @@ def extrapolate_clean_error(points: list[JpegPoint], *, rms=rms_difference) -> P
     source = per_scale * quantiser_scale(SOURCE_QUALITY)
     distortion = [source] + [math.hypot(source, a) for a in added[1:]]
     errors = [p.test_error for p in points]
-    clean_error, slope = _line_at_zero(distortion, errors)
-    scale_clean_error, _ = _line_at_zero([coarsest_scale(p.quality) for p in points], errors)
+    clean_error, slope = line_at_zero(distortion, errors)
+    scale_clean_error, _ = line_at_zero([coarsest_scale(p.quality) for p in points], errors)
     predicted = [source] + [per_scale * s for s in scales]
     return PenaltyEstimate(
         [p.quality for p in points], added, distortion, errors, clean_error, slope, predicted, scale_clean_error
