@@ -358,6 +358,11 @@ name = "resnet20-q"
 recipe = "cifar10-resnet20"
 budget = 0.25
 [[run]]
+name = "resnet20-q-fp32"
+recipe = "cifar10-resnet20"
+budget = 0.25
+set = { precision = "fp32" }
+[[run]]
 name = "resnet20-q-jpeg50"
 recipe = "cifar10-resnet20"
 budget = 0.25
@@ -374,7 +379,8 @@ def test_the_cost_of_a_reencoding_is_compared_across_schedules_once_its_four_run
     (reduced.parent / "schedules.toml").write_text(SCHEDULES)
     out = reduced.parent / "schedules"
     prepare_folder(load_campaign(reduced.parent / "schedules.toml"), out, str(reduced.parent / "data"))
-    for name, test in (("resnet20", 12.0), ("resnet20-q", 14.0), ("resnet20-q-jpeg50", 15.5)):
+    runs = (("resnet20", 12.0), ("resnet20-q", 14.0), ("resnet20-q-fp32", 13.0), ("resnet20-q-jpeg50", 15.5))
+    for name, test in runs:  # the fp32 control trains like resnet20-q; the comparison is with the first
         budget = 64_000 if "-q" not in name else 16_000
         _finished(out / name, test=test, train=5.0, iterations=budget, precision="bf16", hours=1.0)
     text = campaign_report(out)

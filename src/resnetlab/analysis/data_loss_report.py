@@ -129,7 +129,10 @@ def schedule_section(facts: list[RunFacts]) -> list[str]:
     trained at more than one budget, the run on the copy beside the run of the same network, budget
     and training set on the campaign's data. The quarter-schedule penalty is measured; whether it
     holds at the full schedule, where Table 6 is compared with the paper, is this section's question."""
-    base = {f.setting: f for f in facts if not f.on_reduced_data}
+    base: dict[tuple[str, float, int], RunFacts] = {}
+    for f in facts:  # the first of a setting in the campaign's order (resnet20-q, not its fp32 control)
+        if not f.on_reduced_data:
+            base.setdefault(f.setting, f)
     groups: dict[tuple[str, int], list[tuple[RunFacts, RunFacts]]] = {}
     for f in facts:
         if f.jpeg_quality is not None and f.chroma_factor is None and f.setting in base:
