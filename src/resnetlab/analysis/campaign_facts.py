@@ -36,6 +36,11 @@ def standard_error(error_percent: float, images: int = CIFAR10_TEST_IMAGES) -> f
     return 100 * math.sqrt(p * (1 - p) / images)
 
 
+def combined_standard_error(*errors_percent: float) -> float:
+    """Standard error, in points, of a sum or difference of independent test errors (one seed each)."""
+    return math.sqrt(sum(standard_error(e) ** 2 for e in errors_percent))
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """One planned run as the report states it."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..checkpoints.atomic import write_json
 from .campaign import PlannedRun
-from .campaign_facts import RunFacts, percent, shown_test_error, standard_error
+from .campaign_facts import RunFacts, combined_standard_error, percent, shown_test_error
 from .campaign_folder import read_folder
 from .jpeg_penalty import JpegPoint, coarsest_scale, extrapolate_clean_error, line_at_zero, rms_difference
 from .paper import TABLE6_ERROR, pretty_name
@@ -46,9 +46,11 @@ def _start(
     """``(the section's lines so far, the reference run, the runs on copies)``. The reference is
     None where the section ends there: no such runs (no lines), some still training, or no data."""
     reference = next((f for f in facts if f.progress.name == REFERENCE), None)
+    if reference is None:
+        return [], None, []
     # Only the runs trained like the reference: a copy at another budget is schedule_section's.
-    copies = [f for f in facts if chosen(f) and reference is not None and f.setting == reference.setting]
-    if reference is None or not copies:
+    copies = [f for f in facts if chosen(f) and f.setting == reference.setting]
+    if not copies:
         return [], None, []
     waiting = [f"{f.progress.name} {f.progress.state}" for f in (reference, *copies) if f.progress.state != "finished"]
     if waiting:
@@ -102,7 +104,7 @@ def chroma_section(facts: list[RunFacts], data: str | None, out: Path) -> list[s
         rms = added_rms(out, data, campaign.run(f.progress.name))
         error = f.progress.test_error
         difference = error - base
-        noise = (standard_error(base) ** 2 + standard_error(error) ** 2) ** 0.5
+        noise = combined_standard_error(base, error)
         lines.append(
             f"| colour averaged over {f.chroma_factor}x{f.chroma_factor} pixels | {side}x{side} | {rms:.2f} | "
             f"{percent(f.progress.val_error)} | {percent(error)} | {difference:+.2f} points |"
@@ -171,7 +173,7 @@ def _schedule_verdict(pairs: list[tuple[RunFacts, RunFacts]], quality: int) -> l
     errors = [f.progress.test_error for f in (short_ref, short_copy, long_ref, long_copy)]
     short_cost, long_cost = errors[1] - errors[0], errors[3] - errors[2]
     change = long_cost - short_cost
-    noise = sum(standard_error(e) ** 2 for e in errors) ** 0.5
+    noise = combined_standard_error(*errors)
     size = "within" if abs(change) < 2 * noise else "beyond"
     # Two points on the cross-check's axis (each copy's coarsest quantiser scale), read at scale 0.
     clean, _ = line_at_zero([coarsest_scale(None), coarsest_scale(quality)], errors[2:])
