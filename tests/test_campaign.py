@@ -85,6 +85,15 @@ def test_cifar10_campaign_order_and_full_schedule_runs():
         else:
             assert config.iterations == 16_000 and config.val_size == 5000
     assert campaign.run("resnet20-q-fp32").config(None).precision == "fp32"
+    # The controls of resnet20-q change one setting each (the report reads the change the same way).
+    reference = campaign.run("resnet20-q").config(None).to_dict()
+    for name, key in (
+        ("resnet20-q-fp32", "precision"),
+        ("resnet20-q-bn64", "bn_batch_size"),
+        ("resnet20-q-seed1", "seed"),
+    ):
+        control = campaign.run(name).config(None).to_dict()
+        assert [k for k in reference if reference[k] != control[k]] == [key], name
     # The runs on reduced copies of the data: each its own folder under OUT, the others the data.
     folders = {r.name: r.data_for("data", Path("out")) for r in campaign.runs}
     assert folders["resnet20-q-jpeg50"] == str(Path("out/data-jpeg50"))
@@ -261,8 +270,10 @@ def test_a_folder_refuses_another_campaign_or_data(tmp_path, uninterrupted):
 def test_a_bf16_run_waits_behind_the_others_where_the_cpu_emulates_bf16(tmp_path, monkeypatch):
     runs = list(load_campaign("cifar10").runs)
     order, deferred = order_for_host(runs, "data", "cpu", native_bf16=False)
-    assert [r.name for r in deferred] == ["resnet20-q"]  # the bf16 side of the precision control
-    assert [r.name for r in order] == [r.name for r in runs if r.name != "resnet20-q"] + ["resnet20-q"]
+    # The bf16 side of the precision control and its bf16 twins (the batch-norm and seed controls).
+    pinned = ["resnet20-q", "resnet20-q-bn64", "resnet20-q-seed1"]
+    assert [r.name for r in deferred] == pinned
+    assert [r.name for r in order] == [r.name for r in runs if r.name not in pinned] + pinned
     assert order_for_host(runs, "data", "cpu", native_bf16=True) == (runs, [])
     # The runner follows that order and says why.
     monkeypatch.setattr("resnetlab.engine.precision.cpu_has_native_bf16", lambda: False)

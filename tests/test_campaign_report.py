@@ -128,7 +128,8 @@ def test_report_states_each_result_beside_the_paper(folder):
         "error of 0.32; validation 11.50% vs 12.00%)"
     ) in text
     assert "ResNet-56 trains better than ResNet-20 (training error): holds: 6.00% vs 4.00%" in text
-    assert "Pending: resnet20-q finished (16,000/16,000), resnet20-q-fp32 pending (0/16,000)." in text
+    assert '| resnet20-q-fp32 | precision "fp32" (not "auto") | - | - | - | - | pending 0/16,000 | - |' in text
+    assert "Compared once finished.\n- pending: resnet20-q-fp32 pending" in text
     assert "data/cifar" in text and "nothing is selected on the test set" in text
 
 
@@ -148,26 +149,66 @@ def test_table6_depth_claim_compares_each_finished_resnet_with_the_next_deeper_o
     assert "- ResNet-56 tests better than ResNet-20: FAILS: 9.50% vs 10.00%" in campaign_report(folder)
 
 
-def test_finished_precision_control_is_a_table_with_the_difference_and_the_noise_it_sits_in(folder):
+def test_finished_controls_are_a_table_with_what_each_changes_the_difference_and_the_noise(folder):
     _finished(folder / "resnet20-q-fp32", test=10.6, train=5.5, iterations=16_000, precision="fp32", hours=1.5)
     lines = campaign_report(folder).splitlines()
-    assert "| resnet20-q | bf16 | 6.00% | 11.50% | 11.00% | 1.0 | - |" in lines
-    assert "| resnet20-q-fp32 | fp32 | 5.50% | 11.10% | 10.60% | 1.5 | - |" in lines
-    said = next(line for line in lines if line.startswith("bf16 minus fp32"))
-    assert said.startswith("bf16 minus fp32: test +0.40 points, validation +0.40. One seed each.")
+    assert "| resnet20-q | the reference | bf16 | 6.00% | 11.50% | 11.00% | finished 16,000/16,000 | 1.0 |" in lines
+    # What it changes comes from the two resolved configurations, not from the run's name.
+    assert (
+        '| resnet20-q-fp32 | precision "fp32" (not "auto") | fp32 | 5.50% | 11.10% | 10.60% | '
+        "finished 16,000/16,000 | 1.5 |"
+    ) in lines
+    # sqrt(0.110 * 0.890 / 1e4) and sqrt(0.106 * 0.894 / 1e4) combined: 0.44 points
+    assert (
+        '- resnet20-q-fp32 (precision "fp32" (not "auto")): test -0.40 points, validation -0.40: within twice '
+        "the standard error of a difference of two such test errors (0.44 points)."
+    ) in lines
+    said = next(line for line in lines if line.startswith("One seed each."))
     # sqrt(0.108 * 0.892 / 10,000) = 0.31 points
     assert "standard deviation of 0.16 points" in said and "10.8% measured on 10,000 test images" in said
     assert "binomial standard error of 0.31 points" in said
 
 
-def test_a_precision_control_whose_differences_disagree_in_sign_says_so(folder):
+def test_a_control_whose_differences_disagree_in_sign_says_so(folder):
     _finished(folder / "resnet20-q-fp32", test=10.6, train=5.5, iterations=16_000, precision="fp32", hours=1.5)
     metrics = folder / "resnet20-q-fp32" / "metrics.jsonl"
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    rows[-1]["val_error"] = 12.0  # bf16's validation error is 11.5: bf16 better there, worse on test
+    rows[-1]["val_error"] = 12.0  # resnet20-q's validation error is 11.5: fp32 worse there, better on test
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    said = next(line for line in campaign_report(folder).splitlines() if line.startswith("bf16 minus fp32"))
-    assert said.startswith("bf16 minus fp32: test +0.40 points, validation -0.50 (opposite signs).")
+    said = next(line for line in campaign_report(folder).splitlines() if line.startswith("- resnet20-q-fp32"))
+    assert "test -0.40 points, validation +0.50 (opposite signs): within" in said
+
+
+def test_controls_in_flight_are_pending_and_a_seed_or_batch_norm_control_says_what_it_changes(tmp_path):
+    campaign = (
+        CAMPAIGN
+        + """
+[[run]]
+name = "resnet20-q-bn64"
+recipe = "cifar10-resnet20"
+budget = 0.25
+set = { bn_batch_size = 64 }
+[[run]]
+name = "resnet20-q-seed1"
+recipe = "cifar10-resnet20"
+budget = 0.25
+seed = 1
+"""
+    )
+    (tmp_path / "fake.toml").write_text(campaign)
+    out = tmp_path / "out"
+    prepare_folder(load_campaign(tmp_path / "fake.toml"), out, "data/cifar")
+    _finished(out / "resnet20-q", test=11.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
+    _finished(out / "resnet20-q-seed1", test=12.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
+    lines = campaign_report(out).splitlines()
+    assert "| resnet20-q-bn64 | bn_batch_size 64 (not 0) | - | - | - | - | pending 0/16,000 | - |" in lines
+    assert any(line.startswith("| resnet20-q-seed1 | seed 1 (not 0) | bf16 |") for line in lines)
+    # 1.00 points apart: beyond twice sqrt(0.11 * 0.89 / 1e4 + 0.12 * 0.88 / 1e4) = 0.45
+    assert (
+        "- resnet20-q-seed1 (seed 1 (not 0)): test +1.00 points, validation +1.00: beyond twice the standard "
+        "error of a difference of two such test errors (0.45 points)."
+    ) in lines
+    assert "- pending: resnet20-q-fp32 pending, resnet20-q-bn64 pending" in lines
 
 
 def test_readme_section_is_replaced_between_its_markers(tmp_path, folder):

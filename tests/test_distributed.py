@@ -74,6 +74,16 @@ def test_two_process_gloo_matches_single_process_and_counts_every_sample_once(tm
     # moves the losses slightly. Stated tolerance: 3% relative per logged iteration.
     for a, b in zip(single, ddp):
         assert abs(a - b) <= 0.03 * a, (single, ddp)
+    # bn_batch_size = 16 gives one process the two processes' statistics (Sec. 4.2's two GPUs):
+    # the same losses up to the order of float additions, the same weights, rank 0's BN buffers.
+    run(tmp_path, "grouped", 1, "--set", "bn_batch_size=16")
+    grouped = [m["train_loss"] for m in read_metrics(tmp_path / "grouped") if "train_loss" in m]
+    assert grouped == pytest.approx(ddp, rel=1e-4) and grouped != pytest.approx(single, rel=1e-4)
+    weights = [
+        torch.load(tmp_path / r / "checkpoints/last.pt", weights_only=False)["model"] for r in ("grouped", "ddp")
+    ]
+    for key, value in weights[0].items():
+        torch.testing.assert_close(value, weights[1][key], rtol=1e-4, atol=1e-5, msg=key)
     # The test split (4,000 synthetic images) and the 64-image validation split are evaluated
     # exactly once each across both processes.
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())

@@ -1,5 +1,6 @@
-"""The campaign's report beside the paper: Table 6, Fig. 6 (degradation), the precision control and
-what the JPEG copy costs (``data_loss_report``), as Markdown for the README's "Reproducing the
+"""The campaign's report beside the paper: Table 6, Fig. 6 (degradation), the controls of the
+quarter-schedule ResNet-20 (``controls_report``: precision, batch-norm grouping, seed) and what the
+JPEG copy costs (``data_loss_report``), as Markdown for the README's "Reproducing the
 paper" section.
 
 Everything printed is read from the campaign folder: final test errors from ``summary.json`` (the
@@ -14,14 +15,15 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from .campaign_facts import CIFAR10_TEST_IMAGES, RunFacts, run_facts
+from .campaign_facts import RunFacts, run_facts
 from .campaign_facts import percent as _pct
 from .campaign_facts import shown_test_error as _test
 from .campaign_facts import standard_error as _standard_error
 from .campaign_folder import read_folder
 from .campaign_log import host_description
+from .controls_report import controls_section
 from .data_loss_report import chroma_section, jpeg_section, schedule_section
-from .paper import PAPER_WARMUP, TABLE6_ERROR, TABLE6_RESNET110_MEAN_STD, depth_of, pretty_name
+from .paper import PAPER_WARMUP, TABLE6_ERROR, depth_of, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
@@ -145,45 +147,6 @@ def degradation_section(facts: list[RunFacts]) -> list[str]:
     return lines
 
 
-def precision_section(facts: list[RunFacts]) -> list[str]:
-    by_name = {f.progress.name: f for f in facts}
-    bf16, fp32 = by_name.get("resnet20-q"), by_name.get("resnet20-q-fp32")
-    if bf16 is None or fp32 is None:
-        return []
-    lines = ["### Precision control: ResNet-20, quarter schedule, bf16 autocast vs fp32 (same seed)", ""]
-    if bf16.progress.state == fp32.progress.state == "finished":
-        lines += [
-            "| run | precision | training error (last 5 logs) | validation | test | hours | load |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for f in (bf16, fp32):
-            p = f.progress
-            lines.append(
-                f"| {p.name} | {f.precision} | {_pct(f.final_train_error)} | {_pct(p.val_error)} | "
-                f"{_pct(p.test_error)} | {_hours(f)} | {_load(f)} |"
-            )
-        a, b = bf16.progress, fp32.progress
-        test = a.test_error - b.test_error
-        val = None if a.val_error is None or b.val_error is None else a.val_error - b.val_error
-        near = (a.test_error + b.test_error) / 2  # the error rate both sit near
-        said = f"bf16 minus fp32: test {test:+.2f} points" + ("" if val is None else f", validation {val:+.2f}")
-        if val is not None and val * test < 0:
-            said += " (opposite signs)"
-        lines += [
-            "",
-            f"{said}. One seed each. For scale: the paper's five ResNet-110 runs spread with a standard "
-            f"deviation of {TABLE6_RESNET110_MEAN_STD[1]:.2f} points (Table 6), and an error rate of "
-            f"{near:.1f}% measured on {CIFAR10_TEST_IMAGES:,} test images has a binomial standard error "
-            f"of {_standard_error(near):.2f} points.",
-        ]
-    else:
-        lines.append(
-            f"Pending: resnet20-q {bf16.progress.state} ({bf16.progress.done:,}/{bf16.progress.total:,}), "
-            f"resnet20-q-fp32 {fp32.progress.state} ({fp32.progress.done:,}/{fp32.progress.total:,})."
-        )
-    return lines
-
-
 def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None = None) -> str:
     """The Markdown section; ``figure``: also draw Fig. 6 from the degradation runs there, linked
     as ``link`` (default: ``figure`` itself)."""
@@ -223,7 +186,7 @@ def campaign_report(out: Path, *, figure: Path | None = None, link: Path | None 
     for section in (
         table6_section(facts),
         degradation_section(facts),
-        precision_section(facts),
+        controls_section(facts, runs),
         jpeg_section(facts, data, out),
         chroma_section(facts, data, out),
         schedule_section(facts),

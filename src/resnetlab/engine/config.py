@@ -56,6 +56,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "weight_decay": 1.0,
     "warmup_lr": 10.0,
     "warmup_until_error": 1.0,  # a fraction of the training images
+    "bn_batch_size": 65_536,
 }
 
 
@@ -126,6 +127,9 @@ class TrainConfig:
     # fp32 on the CPU (engine/precision.py: wants_compile). Seconds to minutes of start-up per start.
     compile: bool | str = False
     sync_bn: bool = False  # data-parallel runs: BN statistics over the global batch (CUDA only)
+    # Batch norm statistics over groups of this many images of each process's batch (0: the whole
+    # of it). 64 with batch 128 is the paper's CIFAR training on two GPUs (Sec. 4.2; batch_norm.py).
+    bn_batch_size: int = 0
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
@@ -147,8 +151,21 @@ class TrainConfig:
             "eval_batch_size",
         ):
             positive(key)
-        for key in ("val_size", "pad", "seed", "plateau_min_iterations", "plateau_max_divisions", "stop_at_chance"):
+        for key in (
+            "val_size",
+            "pad",
+            "seed",
+            "plateau_min_iterations",
+            "plateau_max_divisions",
+            "stop_at_chance",
+            "bn_batch_size",
+        ):
             positive(key, allow_zero=True)
+        if self.bn_batch_size == 1 or (self.bn_batch_size and self.batch_size % self.bn_batch_size):
+            raise ValueError(
+                f"bn_batch_size must be 0 or a divisor (at least 2) of batch_size {self.batch_size}, "
+                f"got {self.bn_batch_size!r}"
+            )
         for key in ("lr", "momentum", "weight_decay", "lr_factor", "warmup_until_error"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -186,6 +203,8 @@ class TrainConfig:
         for key in ("augment", "nesterov", "track_test_error", "channels_last", "sync_bn"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.sync_bn and self.bn_batch_size:
+            raise ValueError("sync_bn and bn_batch_size ask for opposite statistics: set one of them")
         if not isinstance(self.compile, bool) and self.compile != "auto":
             raise ValueError(f'compile must be true, false or "auto", got {self.compile!r}')
         if not isinstance(self.model, str) or not self.model:

@@ -26,6 +26,7 @@ from ..data.arrays import ImageArrays
 from ..devices import resolve_device
 from ..models import count_params
 from ..progress import Progress
+from .batch_norm import group_batch_norm
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, broadcast_object
 from .precision import autocast_for, resolve_precision, wants_compile
@@ -84,6 +85,15 @@ def _wrap(
             )
         # Same parameter names, so checkpoints still load into a plain model.
         model = train_model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if config.bn_batch_size:
+        share = config.batch_size // dist_info.world_size
+        if share % config.bn_batch_size:
+            raise ValueError(
+                f"bn_batch_size {config.bn_batch_size} must divide each process's share of the batch "
+                f"({config.batch_size} / {dist_info.world_size} processes = {share} images)"
+            )
+        # Same tensors and parameter names: the optimiser keeps them, checkpoints load anywhere.
+        model = train_model = group_batch_norm(model, config.bn_batch_size)
     if dist_info.enabled:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
