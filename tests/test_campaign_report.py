@@ -128,7 +128,7 @@ def test_report_states_each_result_beside_the_paper(folder):
         "error of 0.32; validation 11.50% vs 12.00%)"
     ) in text
     assert "ResNet-56 trains better than ResNet-20 (training error): holds: 6.00% vs 4.00%" in text
-    assert '| resnet20-q-fp32 | precision "fp32" (not "auto") | - | - | - | - | pending 0/16,000 | - |' in text
+    assert '| resnet20-q-fp32 | precision "fp32" instead of "auto" | - | - | - | - | pending 0/16,000 | - |' in text
     assert "Compared once finished.\n- pending: resnet20-q-fp32 pending" in text
     assert "data/cifar" in text and "nothing is selected on the test set" in text
 
@@ -155,12 +155,12 @@ def test_finished_controls_are_a_table_with_what_each_changes_the_difference_and
     assert "| resnet20-q | the reference | bf16 | 6.00% | 11.50% | 11.00% | finished 16,000/16,000 | 1.0 |" in lines
     # What it changes comes from the two resolved configurations, not from the run's name.
     assert (
-        '| resnet20-q-fp32 | precision "fp32" (not "auto") | fp32 | 5.50% | 11.10% | 10.60% | '
+        '| resnet20-q-fp32 | precision "fp32" instead of "auto" | fp32 | 5.50% | 11.10% | 10.60% | '
         "finished 16,000/16,000 | 1.5 |"
     ) in lines
     # sqrt(0.110 * 0.890 / 1e4) and sqrt(0.106 * 0.894 / 1e4) combined: 0.44 points
     assert (
-        '- resnet20-q-fp32 (precision "fp32" (not "auto")): test -0.40 points, validation -0.40: within twice '
+        '- resnet20-q-fp32 (precision "fp32" instead of "auto"): test -0.40 points, validation -0.40: within twice '
         "the standard error of a difference of two such test errors (0.44 points)."
     ) in lines
     said = next(line for line in lines if line.startswith("One seed each."))
@@ -201,11 +201,11 @@ seed = 1
     _finished(out / "resnet20-q", test=11.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
     _finished(out / "resnet20-q-seed1", test=12.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
     lines = campaign_report(out).splitlines()
-    assert "| resnet20-q-bn64 | bn_batch_size 64 (not 0) | - | - | - | - | pending 0/16,000 | - |" in lines
-    assert any(line.startswith("| resnet20-q-seed1 | seed 1 (not 0) | bf16 |") for line in lines)
+    assert "| resnet20-q-bn64 | bn_batch_size 64 instead of 0 | - | - | - | - | pending 0/16,000 | - |" in lines
+    assert any(line.startswith("| resnet20-q-seed1 | seed 1 instead of 0 | bf16 |") for line in lines)
     # 1.00 points apart: beyond twice sqrt(0.11 * 0.89 / 1e4 + 0.12 * 0.88 / 1e4) = 0.45
     assert (
-        "- resnet20-q-seed1 (seed 1 (not 0)): test +1.00 points, validation +1.00: beyond twice the standard "
+        "- resnet20-q-seed1 (seed 1 instead of 0): test +1.00 points, validation +1.00: beyond twice the standard "
         "error of a difference of two such test errors (0.45 points)."
     ) in lines
     assert "- pending: resnet20-q-fp32 pending, resnet20-q-bn64 pending" in lines

@@ -27,10 +27,10 @@ HEADING = (
 
 
 def _changes(reference: PlannedRun, control: PlannedRun) -> str:
-    """``key value`` for each setting the control trains differently, the reference's in brackets."""
+    """``key value instead of value`` for each setting the control trains differently."""
     base, other = reference.config(None).to_dict(), control.config(None).to_dict()
     return ", ".join(
-        f"{key} {toml_value(other[key])} (not {toml_value(base[key])})" for key in base if base[key] != other[key]
+        f"{key} {toml_value(other[key])} instead of {toml_value(base[key])}" for key in base if base[key] != other[key]
     )
 
 
