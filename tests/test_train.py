@@ -121,7 +121,7 @@ def test_compile_without_a_compiler_trains_eager_and_records_it(tmp_path, tiny_d
 
 def test_compile_auto_compiles_an_fp32_step_and_not_a_bf16_one(tmp_path, tiny_data, monkeypatch) -> None:
     """``compile = "auto"`` (the campaign's later runs): compiled where the step trains in fp32,
-    eager in bf16; the log line and each start's segment say which. With ``precision = "auto"`` a
+    eager in bf16 on a CPU without AMX; the log line and each start's segment say which. With ``precision = "auto"`` a
     run resumed on a host of the other kind changes at that iteration: here it starts on a CPU
     without native bf16 (fp32, compiled) and resumes on one with it (bf16, eager)."""
     import resnetlab.engine.precision as precision_module
@@ -132,6 +132,7 @@ def test_compile_auto_compiles_an_fp32_step_and_not_a_bf16_one(tmp_path, tiny_da
     lines = []
     config = tiny_config(compile="auto", precision="auto")
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_has_amx", lambda: False)  # bf16 compiles where there is AMX
     calls = iter(range(100))
     train(config, tmp_path / "run", data=tiny_data, log=lines.append, should_stop=lambda: next(calls) == 6)
     assert len(wrapped) == 1 and "compile = auto: compiled (fp32 on cpu)" in lines
