@@ -128,7 +128,7 @@ def test_report_states_each_result_beside_the_paper(folder):
         "error of 0.32; validation 11.50% vs 12.00%)"
     ) in text
     assert "ResNet-56 trains better than ResNet-20 (training error): holds: 6.00% vs 4.00%" in text
-    assert '| resnet20-q-fp32 | precision "fp32" instead of "auto" | - | - | - | - | pending 0/16,000 | - |' in text
+    assert '| resnet20-q-fp32 | precision "fp32" instead of "auto" | - | - | - | - | pending 0/16,000 | - | - |' in text
     assert "Compared once finished.\n- pending: resnet20-q-fp32 pending" in text
     assert "data/cifar" in text and "nothing is selected on the test set" in text
 
@@ -152,11 +152,11 @@ def test_table6_depth_claim_compares_each_finished_resnet_with_the_next_deeper_o
 def test_finished_controls_are_a_table_with_what_each_changes_the_difference_and_the_noise(folder):
     _finished(folder / "resnet20-q-fp32", test=10.6, train=5.5, iterations=16_000, precision="fp32", hours=1.5)
     lines = campaign_report(folder).splitlines()
-    assert "| resnet20-q | the reference | bf16 | 6.00% | 11.50% | 11.00% | finished 16,000/16,000 | 1.0 |" in lines
+    assert "| resnet20-q | the reference | bf16 | 6.00% | 11.50% | 11.00% | finished 16,000/16,000 | 1.0 | - |" in lines
     # What it changes comes from the two resolved configurations, not from the run's name.
     assert (
         '| resnet20-q-fp32 | precision "fp32" instead of "auto" | fp32 | 5.50% | 11.10% | 10.60% | '
-        "finished 16,000/16,000 | 1.5 |"
+        "finished 16,000/16,000 | 1.5 | - |"
     ) in lines
     # sqrt(0.110 * 0.890 / 1e4) and sqrt(0.106 * 0.894 / 1e4) combined: 0.44 points
     assert (
@@ -200,8 +200,12 @@ seed = 1
     prepare_folder(load_campaign(tmp_path / "fake.toml"), out, "data/cifar")
     _finished(out / "resnet20-q", test=11.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
     _finished(out / "resnet20-q-seed1", test=12.0, train=6.0, iterations=16_000, precision="bf16", hours=1.0)
+    CampaignLog(out).write("load", runs=["resnet20-q-seed1", "resnet20"], load=2.5)
     lines = campaign_report(out).splitlines()
-    assert "| resnet20-q-bn64 | bn_batch_size 64 instead of 0 | - | - | - | - | pending 0/16,000 | - |" in lines
+    assert "| seed 1 instead of 0 | bf16 | 6.00% | 12.50% | 12.00% | finished 16,000/16,000 | 1.0 | 2.5 |" in "\n".join(
+        lines
+    )
+    assert "| resnet20-q-bn64 | bn_batch_size 64 instead of 0 | - | - | - | - | pending 0/16,000 | - | - |" in lines
     assert any(line.startswith("| resnet20-q-seed1 | seed 1 instead of 0 | bf16 |") for line in lines)
     # 1.00 points apart: beyond twice sqrt(0.11 * 0.89 / 1e4 + 0.12 * 0.88 / 1e4) = 0.45
     assert (

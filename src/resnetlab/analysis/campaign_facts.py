@@ -30,6 +30,18 @@ def shown_test_error(f: RunFacts) -> str:
     return percent(p.test_error) if p.state == "finished" else f"({percent(p.test_error)} at {f.test_iteration or 0:,})"
 
 
+def shown_hours(f: RunFacts) -> str:
+    """Hours of training so far ("+" while the run is unfinished; "-" before it starts)."""
+    if f.progress.state == "pending":
+        return "-"
+    return f"{f.progress.seconds_spent / 3600:.1f}" + ("" if f.progress.state == "finished" else "+")
+
+
+def shown_load(f: RunFacts) -> str:
+    """The median load average sampled while the run trained."""
+    return "-" if f.median_load is None else f"{f.median_load:.1f}"
+
+
 def standard_error(error_percent: float, images: int = CIFAR10_TEST_IMAGES) -> float:
     """Binomial standard error, in points, of an error rate measured on ``images`` images."""
     p = error_percent / 100

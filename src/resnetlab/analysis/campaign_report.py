@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from .campaign_facts import RunFacts, run_facts
+from .campaign_facts import RunFacts, run_facts, shown_hours, shown_load
 from .campaign_facts import percent as _pct
 from .campaign_facts import shown_test_error as _test
 from .campaign_facts import standard_error as _standard_error
@@ -27,16 +27,6 @@ from .paper import PAPER_WARMUP, TABLE6_ERROR, depth_of, pretty_name
 
 BEGIN, END = "<!-- campaign report: begin -->", "<!-- campaign report: end -->"
 DEGRADATION = ("plain20-q", "plain56-q", "resnet20-q", "resnet56-q")
-
-
-def _hours(f: RunFacts) -> str:
-    if f.progress.state == "pending":
-        return "-"
-    return f"{f.progress.seconds_spent / 3600:.1f}" + ("" if f.progress.state == "finished" else "+")
-
-
-def _load(f: RunFacts) -> str:
-    return "-" if f.median_load is None else f"{f.median_load:.1f}"
 
 
 def table6_section(facts: list[RunFacts]) -> list[str]:
@@ -52,7 +42,7 @@ def table6_section(facts: list[RunFacts]) -> list[str]:
         lines.append(
             f"| {pretty_name(f.model)} | {_pct(TABLE6_ERROR.get(f.model))} | {_test(f)} | "
             f"{_pct(f.final_train_error)} | {p.state} | {p.done:,}/{p.total:,} | {f.precision} | "
-            f"{_hours(f)} | {_load(f)} |"
+            f"{shown_hours(f)} | {shown_load(f)} |"
         )
     return lines + _depth_claims(full) + _warmup_note(full)
 
@@ -134,7 +124,7 @@ def degradation_section(facts: list[RunFacts]) -> list[str]:
         p = f.progress
         lines.append(
             f"| {pretty_name(f.model)} | {_pct(f.final_train_error)} | {_pct(p.val_error)} | {_test(f)} | "
-            f"{p.state} {p.done:,}/{p.total:,} | {f.precision} | {_hours(f)} | {_load(f)} |"
+            f"{p.state} {p.done:,}/{p.total:,} | {f.precision} | {shown_hours(f)} | {shown_load(f)} |"
         )
     lines += [
         "",

@@ -15,6 +15,8 @@ from .campaign_facts import (
     RunFacts,
     combined_standard_error,
     percent,
+    shown_hours,
+    shown_load,
     shown_test_error,
     standard_error,
 )
@@ -32,12 +34,6 @@ def _changes(reference: PlannedRun, control: PlannedRun) -> str:
     return ", ".join(
         f"{key} {toml_value(other[key])} instead of {toml_value(base[key])}" for key in base if base[key] != other[key]
     )
-
-
-def _hours(f: RunFacts) -> str:
-    if f.progress.state == "pending":
-        return "-"
-    return f"{f.progress.seconds_spent / 3600:.1f}" + ("" if f.progress.state == "finished" else "+")
 
 
 def _verdict(reference: RunFacts, control: RunFacts, change: str) -> str:
@@ -65,14 +61,15 @@ def controls_section(facts: list[RunFacts], runs: tuple[PlannedRun, ...]) -> lis
     lines = [
         HEADING,
         "",
-        "| run | what it changes | precision | training error (last 5 logs) | validation | test | state | hours |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | what it changes | precision | training error (last 5 logs) | validation | test | state | hours | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in (reference, *controls):
         p = f.progress
         lines.append(
             f"| {p.name} | {changes.get(p.name, 'the reference')} | {f.precision} | {percent(f.final_train_error)} | "
-            f"{percent(p.val_error)} | {shown_test_error(f)} | {p.state} {p.done:,}/{p.total:,} | {_hours(f)} |"
+            f"{percent(p.val_error)} | {shown_test_error(f)} | {p.state} {p.done:,}/{p.total:,} | {shown_hours(f)} | "
+            f"{shown_load(f)} |"
         )
     done = [f for f in controls if f.progress.state == "finished" and reference.progress.state == "finished"]
     waiting = [
