@@ -115,6 +115,19 @@ def engine_throughput(
     }
 
 
+def interleaved_rates(steps: dict, *, repeats: int, block: int, batch: int = 128) -> dict:
+    """``{name: [images/s of each block]}``: ``repeats`` rounds, each timing ``block`` calls of every
+    step in turn, so that a change of load hits every variant alike."""
+    rates: dict = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(block):
+                step()
+            rates[name].append(block * batch / (time.perf_counter() - start))
+    return rates
+
+
 def steady_rate(metrics: list[dict], batch: int) -> dict:
     """Images/s of a run from the end of its first logged window (start-up, warm-up, any
     compilation) to its last one, read from its ``metrics.jsonl`` records."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,14 +47,8 @@ def main() -> None:
             step = make_step(torch, args.model, args.precision, compiled, transform=transform)
             step(), step()
             variants[label] = step
-    rates = {label: [] for label in variants}
     load_before = benchlib.load_average()
-    for _ in range(args.repeats):  # interleaved: a change of load hits every variant alike
-        for label, step in variants.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            rates[label].append(args.steps * 128 / (time.perf_counter() - start))
+    rates = benchlib.interleaved_rates(variants, repeats=args.repeats, block=args.steps)
     host = benchlib.host_info()
     print(
         f"host: {host['cpu']}, {host['cpus']} CPUs, avx512_bf16={host['avx512_bf16']} amx_bf16={host['amx_bf16']}; "

@@ -103,13 +103,7 @@ def main() -> None:
         step()  # the second call re-traces nothing; compiling ends here
         compile_seconds[(precision, compiled, memory_format)] = time.perf_counter() - start
         steps[(precision, compiled, memory_format)] = step
-    rates: dict[tuple[str, bool, str], list[float]] = {v: [] for v in variants}
-    for _ in range(args.repeats):  # interleaved, so a change of load hits every variant alike
-        for variant in variants:
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                steps[variant]()
-            rates[variant].append(args.steps * 128 / (time.perf_counter() - start))
+    rates = benchlib.interleaved_rates(steps, repeats=args.repeats, block=args.steps)
     host = benchlib.host_info()
     print(
         f"host: {host['cpu']}, {host['cpus']} CPUs, avx512_bf16={host['avx512_bf16']} amx_bf16={host['amx_bf16']}; "

@@ -53,6 +53,11 @@ def combined_standard_error(*errors_percent: float) -> float:
     return math.sqrt(sum(standard_error(e) ** 2 for e in errors_percent))
 
 
+def against_noise(difference: float, noise: float) -> str:
+    """ "within" or "beyond": where a difference stands against twice its standard error ``noise``."""
+    return "within" if abs(difference) < 2 * noise else "beyond"
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """One planned run as the report states it."""

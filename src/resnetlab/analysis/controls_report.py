@@ -13,6 +13,7 @@ from .campaign import PlannedRun, toml_value
 from .campaign_facts import (
     CIFAR10_TEST_IMAGES,
     RunFacts,
+    against_noise,
     combined_standard_error,
     percent,
     shown_hours,
@@ -44,8 +45,7 @@ def _verdict(reference: RunFacts, control: RunFacts, change: str) -> str:
         val = b.val_error - a.val_error
         said += f", validation {val:+.2f}" + (" (opposite signs)" if val * test < 0 else "")
     noise = combined_standard_error(a.test_error, b.test_error)
-    size = "within" if abs(test) < 2 * noise else "beyond"
-    return f"{said}: {size} twice the standard error of a difference of two such test errors ({noise:.2f} points)."
+    return f"{said}: {against_noise(test, noise)} twice the standard error of a difference of two such test errors ({noise:.2f} points)."
 
 
 def controls_section(facts: list[RunFacts], runs: tuple[PlannedRun, ...]) -> list[str]:
@@ -71,7 +71,7 @@ def controls_section(facts: list[RunFacts], runs: tuple[PlannedRun, ...]) -> lis
             f"{percent(p.val_error)} | {shown_test_error(f)} | {p.state} {p.done:,}/{p.total:,} | {shown_hours(f)} | "
             f"{shown_load(f)} |"
         )
-    done = [f for f in controls if f.progress.state == "finished" and reference.progress.state == "finished"]
+    done = [f for f in controls if f.progress.state == "finished"] if reference.progress.state == "finished" else []
     waiting = [
         f"{f.progress.name} {f.progress.state}" for f in (reference, *controls) if f.progress.state != "finished"
     ]

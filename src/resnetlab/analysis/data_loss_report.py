@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..checkpoints.atomic import write_json
 from .campaign import PlannedRun
-from .campaign_facts import RunFacts, combined_standard_error, percent, shown_test_error
+from .campaign_facts import RunFacts, against_noise, combined_standard_error, percent, shown_test_error
 from .campaign_folder import read_folder
 from .jpeg_penalty import JpegPoint, coarsest_scale, extrapolate_clean_error, line_at_zero, rms_difference
 from .paper import TABLE6_ERROR, pretty_name
@@ -109,9 +109,8 @@ def chroma_section(facts: list[RunFacts], data: str | None, out: Path) -> list[s
             f"| colour averaged over {f.chroma_factor}x{f.chroma_factor} pixels | {side}x{side} | {rms:.2f} | "
             f"{percent(f.progress.val_error)} | {percent(error)} | {difference:+.2f} points |"
         )
-        size = "within" if abs(difference) < 2 * noise else "beyond"
         verdicts.append(
-            f"{f.chroma_factor}x{f.chroma_factor}: {difference:+.2f} points, {size} twice the standard error "
+            f"{f.chroma_factor}x{f.chroma_factor}: {difference:+.2f} points, {against_noise(difference, noise)} twice the standard error "
             f"of a difference of two such test errors ({noise:.2f} points)"
         )
     return lines + [
@@ -174,7 +173,6 @@ def _schedule_verdict(pairs: list[tuple[RunFacts, RunFacts]], quality: int) -> l
     short_cost, long_cost = errors[1] - errors[0], errors[3] - errors[2]
     change = long_cost - short_cost
     noise = combined_standard_error(*errors)
-    size = "within" if abs(change) < 2 * noise else "beyond"
     # Two points on the cross-check's axis (each copy's coarsest quantiser scale), read at scale 0.
     clean, _ = line_at_zero([coarsest_scale(None), coarsest_scale(quality)], errors[2:])
     paper = TABLE6_ERROR.get(long_ref.model) if long_ref.budget == 1.0 else None
@@ -182,7 +180,7 @@ def _schedule_verdict(pairs: list[tuple[RunFacts, RunFacts]], quality: int) -> l
     return [
         f"From the {_schedule(short_copy.budget)} to the {_schedule(long_copy.budget)}, the cost of re-encoding at "
         f"quality {quality} goes from {short_cost:+.2f} to {long_cost:+.2f} points: a change of {change:+.2f}, "
-        f"{size} twice its standard error ({noise:.2f} points: four test errors, one seed each). Read "
+        f"{against_noise(change, noise)} twice its standard error ({noise:.2f} points: four test errors, one seed each). Read "
         f"back along a straight line in each copy's coarsest quantiser scale to scale 0 (the cross-check "
         f"above, from two runs here), the {_schedule(long_ref.budget)} {pretty_name(long_ref.model)} would "
         f"test at about {clean:.2f}% without JPEG quantisation{against}.",

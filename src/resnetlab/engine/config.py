@@ -123,8 +123,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # "auto": bf16 where the hardware has it (AVX512-BF16/AMX, CUDA)
     channels_last: bool = True
-    # torch.compile the training step: true, false, or "auto": only where it was measured to pay,
-    # on the CPU in fp32, or in bf16 where the CPU has AMX (engine/precision.py: wants_compile). Seconds to minutes of start-up per start.
+    # torch.compile the training step: true, false, or "auto": only where it was measured to pay, on
+    # the CPU in fp32, or in bf16 where the CPU has AMX (engine/precision.py: wants_compile). Seconds
+    # to minutes of start-up per start.
     compile: bool | str = False
     sync_bn: bool = False  # data-parallel runs: BN statistics over the global batch (CUDA only)
     # Batch norm statistics over groups of this many images of each process's batch (0: the whole
